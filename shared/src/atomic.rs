@@ -1,0 +1,124 @@
+//! Atomic result writes: a reader (the relay, or `cat` in a debugging
+//! session) sees either no result or a complete one, never a prefix.
+//!
+//! The recipe is the classic one: write a hidden temp file in the *same*
+//! directory (rename is only atomic within one filesystem), fsync it, rename it
+//! over the target, then fsync the directory so the rename itself survives a
+//! node crash. Temp names start with `.` and end with `.tmp` so that watchers
+//! skip them.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Why a result could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{path}: cannot create a temp file in the result directory: {source}")]
+    TempFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot write the result: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot rename the temp file over the result: {source}")]
+    Rename {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot sync the result directory: {source}")]
+    SyncDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes `contents` to `path` atomically and durably.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "result".into());
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|source| WriteError::TempFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let write_err = |source| WriteError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    temp.write_all(contents).map_err(write_err)?;
+    temp.as_file().sync_all().map_err(write_err)?;
+    temp.persist(path).map_err(|e| WriteError::Rename {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| WriteError::SyncDir {
+            path: dir.clone(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// True for names a writer uses while a file is incomplete: hidden files
+/// (our `.name.XXXX.tmp`, kubelet's `..data`) and common temp suffixes.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.')
+        || name.ends_with(".tmp")
+        || name.ends_with(".part")
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_replaces_without_leaving_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("result.json");
+        write_atomic(&target, b"{\"verdict\":\"reject\"}").unwrap();
+        write_atomic(&target, b"{\"verdict\":\"accept\"}").unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"{\"verdict\":\"accept\"}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["result.json".to_string()]);
+    }
+
+    #[test]
+    fn reports_a_missing_directory_with_its_path() {
+        let err = write_atomic(Path::new("/nonexistent-dir-xyz/result.json"), b"{}").unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent-dir-xyz/result.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn temp_names() {
+        assert!(is_temp_name(".result.json.abc.tmp"));
+        assert!(is_temp_name("..data"));
+        assert!(is_temp_name("x.json.part"));
+        assert!(!is_temp_name("result.json"));
+    }
+}

@@ -1,0 +1,237 @@
+//! Result v1: what an assessor writes and the relay reads.
+//!
+//! The relay's minimum is `{"verdict": "accept" | "reject"}`; every other
+//! field is optional so that a one-line shell script can be a conforming
+//! custom assessor. Our own assessor always fills every field.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The value of the `schema` field of every result this crate writes.
+pub const RESULT_SCHEMA_ID: &str = "shortlist.result/v1";
+
+/// The judgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Accept,
+    Reject,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accept => "accept",
+            Verdict::Reject => "reject",
+        }
+    }
+}
+
+/// Whether the assessment completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Error,
+}
+
+/// Which stage made the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DecidedBy {
+    /// The deterministic rules stage (price bounds, keywords, location).
+    Rules,
+    /// A language model's structured reply.
+    Llm,
+    /// A language model's plain-text reply matched against a regex.
+    Regex,
+    /// An external command.
+    Command,
+    /// The `fixed` backend (always accept or always reject).
+    Fixed,
+}
+
+/// The backend that judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BackendInfo {
+    /// `openai`, `fixed`, `command`, ...
+    pub kind: String,
+    /// The model (or command) used, when there is one.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// Tokens used, summed over every request of the assessment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// Why an assessment did not complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorInfo {
+    /// A stable, machine-readable kind: `profile_invalid`, `profile_unreadable`,
+    /// `backend_unavailable`, `backend_rejected`, `timeout`, `reply_invalid`,
+    /// `reply_truncated`, `refused`, `command_failed`.
+    pub kind: String,
+    /// A human-readable message naming what failed (file, field, URL).
+    pub message: String,
+}
+
+/// The program that wrote the result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AssessorInfo {
+    pub name: String,
+    pub version: String,
+}
+
+/// A result document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Shortlist result v1", extend("$id" = "https://shortlist.dev/schema/result.v1.json"))]
+pub struct AssessmentResult {
+    /// Always `shortlist.result/v1` when written by this assessor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Stable id: `metadata.id` if present, else a hash of the profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `ok` or `error`; a result without it is read as `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// The judgement; `null` when the assessment failed. The only required field.
+    #[serde(deserialize_with = "required_nullable")]
+    #[schemars(required, schema_with = "nullable_verdict_schema")]
+    pub verdict: Option<Verdict>,
+    /// Confidence that the profile matches the brief, in [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub score: Option<f64>,
+    /// Short reasons for the verdict (or for a rule's rejection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<DecidedBy>,
+    /// The profile as read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendInfo>,
+    /// Token counts, when the backend reports them; `null` otherwise.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub usage: Option<Option<Usage>>,
+    /// Wall time per stage in milliseconds: `total`, `rules`, `llm`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings_ms: Option<BTreeMap<String, u64>>,
+    /// Backend requests made, including retries and the repair request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Why the assessment failed; `null` when it did not.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub error: Option<Option<ErrorInfo>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessor: Option<AssessorInfo>,
+    /// When the assessment finished, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessed_at: Option<String>,
+    /// Fields added by custom assessors or later versions, kept as read.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl AssessmentResult {
+    /// `status` with the contract's default: absent means `ok`.
+    pub fn effective_status(&self) -> Status {
+        self.status.unwrap_or(Status::Ok)
+    }
+}
+
+/// For `Option<Option<T>>` fields: a present field (even `null`) is `Some`,
+/// an absent one stays `None` (through `#[serde(default)]`), so `null`
+/// round-trips instead of disappearing.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// For a field that must be present but may be `null`: serde would otherwise
+/// read a missing `Option` as `None`.
+fn required_nullable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
+}
+
+/// `"accept" | "reject" | null`; schemars drops the `null` of a required
+/// `Option`, so the verdict's schema is spelled out here.
+fn nullable_verdict_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "enum": ["accept", "reject", null]
+    })
+}
+
+/// Now, as RFC 3339 in UTC with millisecond precision.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_minimal_result_parses() {
+        let r: AssessmentResult = serde_json::from_str(r#"{"verdict":"accept"}"#).unwrap();
+        assert_eq!(r.verdict, Some(Verdict::Accept));
+        assert_eq!(r.effective_status(), Status::Ok);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"verdict":"accept"}"#
+        );
+    }
+
+    #[test]
+    fn verdict_is_required() {
+        let err = serde_json::from_str::<AssessmentResult>(r#"{"status":"ok"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `verdict`"), "{err}");
+    }
+
+    #[test]
+    fn nulls_round_trip() {
+        let text = r#"{"status":"error","verdict":null,"usage":null,"error":{"kind":"timeout","message":"m"}}"#;
+        let r: AssessmentResult = serde_json::from_str(text).unwrap();
+        assert_eq!(r.verdict, None);
+        assert_eq!(r.error.clone().unwrap().unwrap().kind, "timeout");
+        assert_eq!(serde_json::to_string(&r).unwrap(), text);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = now_rfc3339();
+        assert!(
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok()
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! Pod-level tests of the assessor and relay pair live in `tests/`. This
+//! library only finds the built binaries: `ASSESSOR_BIN` / `RELAY_BIN` when
+//! set (CI, a release build, a custom image's binary), else `target/debug`.
+
+use std::path::PathBuf;
+
+/// The binary named `name`, from `env_var` or the workspace's `target/`.
+pub fn binary(env_var: &str, name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var) {
+        return PathBuf::from(path);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    for profile in ["debug", "release"] {
+        let candidate = target.join(profile).join(name);
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!(
+        "{name} binary not found: set {env_var} or run `cargo build --workspace --bins` first (looked in {})",
+        target.display()
+    );
+}
