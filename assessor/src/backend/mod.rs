@@ -1,0 +1,111 @@
+//! The judge stage: one trait, one implementation per backend. A backend gets
+//! the profile and the prompt already framed ([`crate::prompt`]) and returns
+//! a [`Decision`] or a [`JudgeError`] whose `kind` goes into the result, plus
+//! the [`JudgeStats`] it accumulated either way (attempts and tokens are
+//! recorded for failures too: they cost money).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use shortlist_shared::{BackendInfo, DecidedBy, Profile, Usage, Verdict};
+
+use crate::config::{BackendKind, Settings};
+use crate::prompt::Prompt;
+
+pub mod command;
+pub mod fixed;
+pub mod openai;
+
+/// What a backend judges.
+#[derive(Debug)]
+pub struct JudgeRequest<'a> {
+    pub profile: &'a Profile,
+    pub profile_value: &'a serde_json::Value,
+    pub prompt: &'a Prompt,
+    pub criteria: Option<&'a str>,
+}
+
+/// A backend's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub score: Option<f64>,
+    pub reasons: Vec<String>,
+    pub decided_by: DecidedBy,
+}
+
+/// What a judgement cost, whatever its outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JudgeStats {
+    /// Requests made (HTTP requests, command runs), retries and repair included.
+    pub attempts: u32,
+    /// Tokens, when the backend reports them.
+    pub usage: Option<Usage>,
+}
+
+impl JudgeStats {
+    pub fn add_usage(&mut self, prompt_tokens: u64, completion_tokens: u64) {
+        let usage = self.usage.get_or_insert_with(Usage::default);
+        usage.prompt_tokens += prompt_tokens;
+        usage.completion_tokens += completion_tokens;
+    }
+}
+
+/// Why a judgement failed. `kind()` is the result's `error.kind`; messages
+/// name the URL or command involved, never a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JudgeError {
+    #[error("{url}: the server is unavailable: {detail}")]
+    Unavailable { url: String, detail: String },
+    #[error("{url}: the server refused the request with HTTP {status}: {detail}")]
+    Rejected { url: String, status: u16, detail: String },
+    #[error("{url}: rate limited (HTTP 429) on every attempt: {detail}")]
+    RateLimited { url: String, detail: String },
+    #[error("{what}: timed out after {after:?}")]
+    Timeout { what: String, after: Duration },
+    #[error("the model's reply is invalid: {detail}")]
+    ReplyInvalid { detail: String },
+    #[error("the model's reply was cut off at the token limit (LLM_MAX_TOKENS): {detail}")]
+    ReplyTruncated { detail: String },
+    #[error("the model refused to judge: {detail}")]
+    Refused { detail: String },
+    #[error("command {command:?} failed: {detail}")]
+    CommandFailed { command: String, detail: String },
+}
+
+impl JudgeError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JudgeError::Unavailable { .. } => "backend_unavailable",
+            JudgeError::Rejected { .. } => "backend_rejected",
+            JudgeError::RateLimited { .. } => "rate_limited",
+            JudgeError::Timeout { .. } => "timeout",
+            JudgeError::ReplyInvalid { .. } => "reply_invalid",
+            JudgeError::ReplyTruncated { .. } => "reply_truncated",
+            JudgeError::Refused { .. } => "refused",
+            JudgeError::CommandFailed { .. } => "command_failed",
+        }
+    }
+}
+
+/// A boxed judge future (the trait is used as `dyn Judge`).
+pub type JudgeFuture<'a> =
+    Pin<Box<dyn Future<Output = (Result<Decision, JudgeError>, JudgeStats)> + Send + 'a>>;
+
+/// A judge backend.
+pub trait Judge: Send + Sync {
+    /// The backend named in the result.
+    fn info(&self) -> BackendInfo;
+    /// Judges one profile.
+    fn judge<'a>(&'a self, request: &'a JudgeRequest<'a>) -> JudgeFuture<'a>;
+}
+
+/// Builds the backend the settings ask for.
+pub fn from_settings(settings: &Settings) -> Result<Box<dyn Judge>, crate::config::ConfigError> {
+    Ok(match settings.backend {
+        BackendKind::Fixed => Box::new(fixed::FixedJudge::new(settings.fixed_verdict)),
+        BackendKind::Command => Box::new(command::CommandJudge::from_settings(settings)),
+        BackendKind::Openai => Box::new(openai::OpenAiJudge::from_settings(settings)?),
+    })
+}

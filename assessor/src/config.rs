@@ -1,0 +1,620 @@
+//! Settings: clap derive with an environment variable on every flag, an
+//! optional JSON file (`CONFIG_PATH`) beneath them, and validation at start-up
+//! so a bad value fails the pod at once with a message that names the
+//! variable and the value, not minutes later inside a request.
+//!
+//! Precedence, highest first: command-line flag, environment variable,
+//! `CONFIG_PATH` file, built-in default. The file's keys are the environment
+//! variable names (`{"LLM_MODEL": "llama3.2", "ASSESSOR_RULES": {...}}`); the
+//! long flag names (`"model"`) are accepted too.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use regex::Regex;
+use serde_json::Value;
+use shortlist_shared::Verdict;
+use shortlist_shared::duration::parse_duration;
+use shortlist_shared::logging::LogFormat;
+
+use crate::rules::Rules;
+use crate::secret::Secret;
+
+/// Which judge decides once the rules pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// Any OpenAI-compatible chat-completions server (OpenAI, vLLM, Ollama, llama.cpp, LM Studio).
+    Openai,
+    /// Always the same verdict (`FIXED_VERDICT`): for wiring tests of a deployment.
+    Fixed,
+    /// An external program: JSON on stdin, verdict JSON on stdout.
+    Command,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Openai => "openai",
+            BackendKind::Fixed => "fixed",
+            BackendKind::Command => "command",
+        }
+    }
+}
+
+/// How the `openai` backend asks for a structured reply; `auto` starts with
+/// the strictest and falls back when a server refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StructuredOutput {
+    /// json_schema, then json_object with the schema, then instructions only.
+    Auto,
+    /// `response_format: {"type": "json_schema", ...}` (strict).
+    JsonSchema,
+    /// `response_format: {"type": "json_object", "schema": ...}`.
+    JsonObject,
+    /// No `response_format`; the schema is in the instructions only.
+    None,
+}
+
+/// The fixed backend's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FixedVerdict {
+    Accept,
+    Reject,
+}
+
+impl From<FixedVerdict> for Verdict {
+    fn from(v: FixedVerdict) -> Verdict {
+        match v {
+            FixedVerdict::Accept => Verdict::Accept,
+            FixedVerdict::Reject => Verdict::Reject,
+        }
+    }
+}
+
+/// Reads one listing (a profile), judges it, and writes one verdict file.
+///
+/// Every flag can also be set through the environment variable shown in
+/// brackets, or as a key of the JSON file given by CONFIG_PATH.
+#[derive(Debug, Parser)]
+#[command(name = "assessor", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// The profile to judge (JSON: text, images, metadata); `-` reads stdin.
+    #[arg(long = "profile", env = "PROFILE_PATH", value_name = "PATH")]
+    pub profile_path: Option<PathBuf>,
+
+    /// Where to write the result; unset or `-` prints it on stdout.
+    #[arg(long = "result", env = "RESULT_PATH", value_name = "PATH")]
+    pub result_path: Option<PathBuf>,
+
+    /// A JSON file holding any of these settings, keyed by environment variable name.
+    #[arg(long = "config", env = "CONFIG_PATH", value_name = "PATH")]
+    pub config_path: Option<PathBuf>,
+
+    /// A writable directory for caches (models, captions) used by later stages.
+    #[arg(long = "cache-dir", env = "CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// The judge used when the rules pass.
+    #[arg(long = "backend", env = "LLM_BACKEND", value_enum, default_value = "openai")]
+    pub backend: BackendKind,
+
+    /// Base URL of the OpenAI-compatible server (requests go to {base}/chat/completions).
+    #[arg(long = "base-url", env = "LLM_BASE_URL", default_value = "https://api.openai.com/v1")]
+    pub base_url: String,
+
+    /// The model name the server knows (required for the openai backend).
+    #[arg(long = "model", env = "LLM_MODEL")]
+    pub model: Option<String>,
+
+    /// API key sent as a Bearer token; OPENAI_API_KEY is used when unset.
+    #[arg(long = "api-key", env = "LLM_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<String>,
+
+    /// A file holding the API key (e.g. a mounted Secret); read once at start-up.
+    #[arg(long = "api-key-file", env = "LLM_API_KEY_FILE", value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Fallback API key, as the official OpenAI clients read it.
+    #[arg(long = "openai-api-key", env = "OPENAI_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub openai_api_key: Option<String>,
+
+    /// The house hunter's brief in plain words (goes in the system message).
+    #[arg(long = "criteria", env = "ASSESSOR_CRITERIA", value_name = "TEXT")]
+    pub criteria: Option<String>,
+
+    /// A file holding the brief, when it is too long for an environment variable.
+    #[arg(long = "criteria-file", env = "ASSESSOR_CRITERIA_FILE", value_name = "PATH")]
+    pub criteria_file: Option<PathBuf>,
+
+    /// Deterministic rules as JSON, or @PATH of a JSON file: {"price":{"min":..,"max":..},
+    /// "require":[regex..], "forbid":[regex..], "location":[regex..]}.
+    #[arg(long = "rules", env = "ASSESSOR_RULES", value_name = "JSON")]
+    pub rules: Option<String>,
+
+    /// Replaces the opening instructions of the system message (original Shortlist setting).
+    #[arg(long = "system-prompt", env = "LLM_SYSTEM_PROMPT", value_name = "TEXT")]
+    pub system_prompt: Option<String>,
+
+    /// Regex mode: the reply is plain text and the verdict is accept iff the whole
+    /// (trimmed) reply matches this regex (original Shortlist setting).
+    #[arg(long = "positive-regex", env = "LLM_POSITIVE_RESPONSE_REGEX", value_name = "REGEX")]
+    pub positive_regex: Option<String>,
+
+    /// Time limit of one request to the LLM server.
+    #[arg(long = "timeout", env = "LLM_TIMEOUT", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub timeout: Duration,
+
+    /// Time limit for connecting to the LLM server.
+    #[arg(long = "connect-timeout", env = "LLM_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub connect_timeout: Duration,
+
+    /// Requests per assessment at most, retries included (1-20).
+    #[arg(long = "max-attempts", env = "LLM_MAX_ATTEMPTS", default_value = "4", value_parser = clap::value_parser!(u32).range(1..=20), value_name = "N")]
+    pub max_attempts: u32,
+
+    /// Overall time limit of the judge stage, retries and waits included.
+    #[arg(long = "deadline", env = "LLM_DEADLINE", value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub deadline: Duration,
+
+    /// First retry delay; doubles each retry (full jitter, capped at 30s).
+    #[arg(long = "retry-base-delay", env = "LLM_RETRY_BASE_DELAY", value_parser = parse_duration, default_value = "500ms", value_name = "DURATION")]
+    pub retry_base_delay: Duration,
+
+    /// Sampling temperature; 0 makes verdicts repeatable.
+    #[arg(long = "temperature", env = "LLM_TEMPERATURE", default_value = "0", value_parser = parse_temperature, value_name = "T")]
+    pub temperature: f32,
+
+    /// Most tokens the model may generate per reply.
+    #[arg(long = "max-tokens", env = "LLM_MAX_TOKENS", default_value = "300", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub max_tokens: u32,
+
+    /// Sampling seed, for servers that honour it.
+    #[arg(long = "seed", env = "LLM_SEED", value_name = "N")]
+    pub seed: Option<i64>,
+
+    /// How to ask for a structured reply.
+    #[arg(long = "structured-output", env = "LLM_STRUCTURED_OUTPUT", value_enum, default_value = "auto")]
+    pub structured_output: StructuredOutput,
+
+    /// Longest listing text sent to the model, in characters; longer text is cut with a note in `reasons`.
+    #[arg(long = "max-text-chars", env = "LLM_MAX_TEXT_CHARS", default_value = "20000", value_parser = clap::value_parser!(u32).range(100..), value_name = "N")]
+    pub max_text_chars: u32,
+
+    /// The fixed backend's verdict.
+    #[arg(long = "fixed-verdict", env = "FIXED_VERDICT", value_enum, default_value = "accept")]
+    pub fixed_verdict: FixedVerdict,
+
+    /// The command backend's program and arguments (split like a shell would, no shell run).
+    #[arg(long = "command", env = "ASSESSOR_COMMAND", value_name = "COMMAND")]
+    pub command: Option<String>,
+
+    /// Time limit of the command backend's program.
+    #[arg(long = "command-timeout", env = "COMMAND_TIMEOUT", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub command_timeout: Duration,
+
+    /// Log format; json by default when stdout is not a terminal. RUST_LOG sets the filter.
+    #[arg(long = "log-format", env = "LOG_FORMAT", value_parser = parse_log_format, value_name = "json|plain")]
+    pub log_format: Option<LogFormat>,
+}
+
+fn parse_temperature(value: &str) -> Result<f32, String> {
+    match value.trim().parse::<f32>() {
+        Ok(t) if (0.0..=2.0).contains(&t) => Ok(t),
+        _ => Err(format!("expected a number from 0 to 2, found {value:?}")),
+    }
+}
+
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    value.parse()
+}
+
+/// A start-up error: exit code 2, no result written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--help` or `--version`: print and exit 0.
+    #[error("{0}")]
+    Display(String),
+    #[error("{0}")]
+    Cli(String),
+    #[error("{path}: cannot read the config file: {source}")]
+    ConfigUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: the config file is not a JSON object: {message}")]
+    ConfigNotObject { path: PathBuf, message: String },
+    #[error("{path}: unknown setting {key:?}; keys are the environment variable names listed by --help")]
+    ConfigUnknownKey { path: PathBuf, key: String },
+    #[error("{path}: setting {key:?} must be a string, number or boolean, found {found}")]
+    ConfigBadValue {
+        path: PathBuf,
+        key: String,
+        found: &'static str,
+    },
+    #[error("{variable} is required {why}")]
+    Missing {
+        variable: &'static str,
+        why: &'static str,
+    },
+    #[error("{variable}={value:?} is invalid: {message}")]
+    Invalid {
+        variable: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error("{variable}: cannot read {path}: {source}")]
+    FileUnreadable {
+        variable: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Rules(#[from] crate::rules::RulesError),
+}
+
+/// Validated settings, ready to use.
+#[derive(Debug)]
+pub struct Settings {
+    pub profile_path: PathBuf,
+    /// `None` means stdout.
+    pub result_path: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub backend: BackendKind,
+    pub base_url: String,
+    pub model: Option<String>,
+    pub api_key: Option<Secret>,
+    pub criteria: Option<String>,
+    pub rules: Rules,
+    pub system_prompt: Option<String>,
+    pub positive_regex: Option<Regex>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_attempts: u32,
+    pub deadline: Duration,
+    pub retry_base_delay: Duration,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    pub seed: Option<i64>,
+    pub structured_output: StructuredOutput,
+    pub max_text_chars: usize,
+    pub fixed_verdict: Verdict,
+    pub command: Option<Vec<String>>,
+    pub command_timeout: Duration,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    /// Parses and validates settings from the process's arguments and environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Settings::from_args(std::env::args_os())
+    }
+
+    /// Parses and validates settings from `args` (the first is the program name)
+    /// and the process environment.
+    pub fn from_args<I, T>(args: I) -> Result<Settings, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        // First pass, lenient: only to find CONFIG_PATH.
+        let first = Cli::command()
+            .ignore_errors(true)
+            .try_get_matches_from(&args)
+            .ok();
+        let config_path = first
+            .as_ref()
+            .and_then(|m| m.get_one::<PathBuf>("config_path").cloned());
+        let mut command = Cli::command();
+        if let Some(path) = &config_path {
+            for (id, value) in read_config_file(path, &command)? {
+                command = command.mut_arg(id, |arg| arg.default_value(value));
+            }
+        }
+        let matches: ArgMatches = command.clone().try_get_matches_from(&args).map_err(|e| {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    ConfigError::Display(e.render().to_string())
+                }
+                _ => ConfigError::Cli(explain_clap_error(&e, &command)),
+            }
+        })?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| ConfigError::Cli(e.to_string()))?;
+        Settings::validate(cli)
+    }
+
+    fn validate(cli: Cli) -> Result<Settings, ConfigError> {
+        let profile_path = cli.profile_path.ok_or(ConfigError::Missing {
+            variable: "PROFILE_PATH",
+            why: "(the profile file to judge, or - for stdin)",
+        })?;
+        let result_path = cli.result_path.filter(|p| p.as_os_str() != "-");
+
+        let api_key = match (&cli.api_key, &cli.api_key_file, &cli.openai_api_key) {
+            (Some(k), _, _) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
+            (_, Some(path), _) => {
+                let key = std::fs::read_to_string(path).map_err(|source| ConfigError::FileUnreadable {
+                    variable: "LLM_API_KEY_FILE",
+                    path: path.clone(),
+                    source,
+                })?;
+                Some(Secret::new(key.trim()))
+            }
+            (_, _, Some(k)) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
+            _ => None,
+        };
+
+        let criteria = match (cli.criteria, &cli.criteria_file) {
+            (Some(c), _) if !c.trim().is_empty() => Some(c),
+            (_, Some(path)) => Some(std::fs::read_to_string(path).map_err(|source| {
+                ConfigError::FileUnreadable {
+                    variable: "ASSESSOR_CRITERIA_FILE",
+                    path: path.clone(),
+                    source,
+                }
+            })?),
+            _ => None,
+        };
+
+        let rules = match cli.rules.as_deref().map(str::trim) {
+            None | Some("") => Rules::default(),
+            Some(spec) => match spec.strip_prefix('@') {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|source| {
+                        ConfigError::FileUnreadable {
+                            variable: "ASSESSOR_RULES",
+                            path: PathBuf::from(path),
+                            source,
+                        }
+                    })?;
+                    Rules::parse(&text, &format!("ASSESSOR_RULES ({path})"))?
+                }
+                None => Rules::parse(spec, "ASSESSOR_RULES")?,
+            },
+        };
+
+        let positive_regex = match cli.positive_regex {
+            None => None,
+            Some(pattern) => Some(Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                ConfigError::Invalid {
+                    variable: "LLM_POSITIVE_RESPONSE_REGEX",
+                    value: pattern.clone(),
+                    message: e.to_string(),
+                }
+            })?),
+        };
+
+        let model = cli.model.filter(|m| !m.trim().is_empty());
+        let mut base_url = cli.base_url.trim().trim_end_matches('/').to_string();
+        if cli.backend == BackendKind::Openai {
+            if model.is_none() {
+                return Err(ConfigError::Missing {
+                    variable: "LLM_MODEL",
+                    why: "for LLM_BACKEND=openai (the model name the server knows, e.g. gpt-4o-mini or llama3.2)",
+                });
+            }
+            let parsed = reqwest::Url::parse(&base_url).map_err(|e| ConfigError::Invalid {
+                variable: "LLM_BASE_URL",
+                value: base_url.clone(),
+                message: format!("expected an http(s) URL such as http://localhost:11434/v1 ({e})"),
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::Invalid {
+                    variable: "LLM_BASE_URL",
+                    value: base_url,
+                    message: "expected an http or https URL".into(),
+                });
+            }
+            base_url = parsed.as_str().trim_end_matches('/').to_string();
+        }
+
+        let command = match (cli.backend, cli.command.as_deref()) {
+            (BackendKind::Command, None) | (BackendKind::Command, Some("")) => {
+                return Err(ConfigError::Missing {
+                    variable: "ASSESSOR_COMMAND",
+                    why: "for LLM_BACKEND=command (the program to run, with its arguments)",
+                });
+            }
+            (_, None) => None,
+            (_, Some(line)) => {
+                let words = shell_words::split(line).map_err(|e| ConfigError::Invalid {
+                    variable: "ASSESSOR_COMMAND",
+                    value: line.to_string(),
+                    message: format!("cannot split into program and arguments: {e}"),
+                })?;
+                if words.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        variable: "ASSESSOR_COMMAND",
+                        value: line.to_string(),
+                        message: "no program given".into(),
+                    });
+                }
+                Some(words)
+            }
+        };
+
+        if let Some(dir) = &cli.cache_dir {
+            if dir.exists() && !dir.is_dir() {
+                return Err(ConfigError::Invalid {
+                    variable: "CACHE_DIR",
+                    value: dir.display().to_string(),
+                    message: "exists and is not a directory".into(),
+                });
+            }
+        }
+
+        if cli.deadline.is_zero() {
+            return Err(ConfigError::Invalid {
+                variable: "LLM_DEADLINE",
+                value: shortlist_shared::duration::format_duration(cli.deadline),
+                message: "must be longer than zero".into(),
+            });
+        }
+        for (variable, value) in [
+            ("LLM_TIMEOUT", cli.timeout),
+            ("LLM_CONNECT_TIMEOUT", cli.connect_timeout),
+            ("COMMAND_TIMEOUT", cli.command_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid {
+                    variable,
+                    value: "0s".into(),
+                    message: "must be longer than zero".into(),
+                });
+            }
+        }
+
+        Ok(Settings {
+            profile_path,
+            result_path,
+            cache_dir: cli.cache_dir,
+            backend: cli.backend,
+            base_url,
+            model,
+            api_key,
+            criteria,
+            rules,
+            system_prompt: cli.system_prompt.filter(|s| !s.trim().is_empty()),
+            positive_regex,
+            timeout: cli.timeout,
+            connect_timeout: cli.connect_timeout,
+            max_attempts: cli.max_attempts,
+            deadline: cli.deadline,
+            retry_base_delay: cli.retry_base_delay,
+            temperature: cli.temperature,
+            max_tokens: cli.max_tokens,
+            seed: cli.seed,
+            structured_output: cli.structured_output,
+            max_text_chars: cli.max_text_chars as usize,
+            fixed_verdict: cli.fixed_verdict.into(),
+            command,
+            command_timeout: cli.command_timeout,
+            log_format: cli.log_format,
+        })
+    }
+
+    /// The model (or command) named in the result's `backend` field.
+    pub fn backend_model(&self) -> Option<String> {
+        match self.backend {
+            BackendKind::Openai => self.model.clone(),
+            BackendKind::Fixed => Some(self.fixed_verdict.as_str().to_string()),
+            BackendKind::Command => self.command.as_ref().and_then(|c| c.first().cloned()),
+        }
+    }
+}
+
+/// Reads `CONFIG_PATH` into `(arg id, value)` pairs. Keys are matched against
+/// each argument's environment variable name (case-insensitively) or its long
+/// flag name, so the file reads like the pod's env section.
+fn read_config_file(
+    path: &Path,
+    command: &clap::Command,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ConfigUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| ConfigError::ConfigNotObject {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let Value::Object(map) = value else {
+        return Err(ConfigError::ConfigNotObject {
+            path: path.to_path_buf(),
+            message: format!("found {}", shortlist_shared::profile::json_type_name(&value)),
+        });
+    };
+    let mut pairs = Vec::with_capacity(map.len());
+    for (key, value) in map {
+        let normalized = key.trim().to_ascii_lowercase().replace('-', "_");
+        let arg = command.get_arguments().find(|arg| {
+            let env = arg
+                .get_env()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase());
+            let long = arg.get_long().map(|l| l.replace('-', "_"));
+            env.as_deref() == Some(normalized.as_str()) || long.as_deref() == Some(normalized.as_str())
+        });
+        let Some(arg) = arg.filter(|a| a.get_id() != "config_path") else {
+            return Err(ConfigError::ConfigUnknownKey {
+                path: path.to_path_buf(),
+                key,
+            });
+        };
+        let text = match value {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            // Rules are naturally written as an object in a JSON file.
+            Value::Object(_) | Value::Array(_) if arg.get_id() == "rules" => value.to_string(),
+            Value::Null => continue,
+            other => {
+                return Err(ConfigError::ConfigBadValue {
+                    path: path.to_path_buf(),
+                    key,
+                    found: shortlist_shared::profile::json_type_name(&other),
+                });
+            }
+        };
+        pairs.push((arg.get_id().to_string(), text));
+    }
+    Ok(pairs)
+}
+
+/// Rewrites a clap error so that it names the environment variable behind
+/// the bad value (clap itself only names the flag, but in a pod nobody
+/// passes flags).
+fn explain_clap_error(error: &clap::Error, command: &clap::Command) -> String {
+    use clap::error::ContextKind;
+    let rendered = error.render().to_string();
+    let Some(invalid_arg) = error.get(ContextKind::InvalidArg).map(|v| v.to_string()) else {
+        return rendered;
+    };
+    let long = invalid_arg
+        .trim_start_matches("--")
+        .split([' ', '=', '<'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let Some(arg) = command.get_arguments().find(|a| a.get_long() == Some(long.as_str())) else {
+        return rendered;
+    };
+    let Some(env) = arg.get_env().map(|e| e.to_string_lossy().into_owned()) else {
+        return rendered;
+    };
+    let value = error
+        .get(ContextKind::InvalidValue)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let reason = std::error::Error::source(error)
+        .map(|s| s.to_string())
+        .or_else(|| {
+            error.get(ContextKind::ValidValue).map(|v| format!("expected one of: {v}"))
+        })
+        .unwrap_or_else(|| rendered.lines().next().unwrap_or_default().to_string());
+    if arg.is_hide_env_values_set() {
+        format!("{env} (--{long}) is invalid: {reason}")
+    } else {
+        format!("{env}={value:?} (--{long}) is invalid: {reason}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_has_an_env_var() {
+        let command = Cli::command();
+        for arg in command.get_arguments() {
+            if matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            assert!(arg.get_env().is_some(), "--{:?} has no env var", arg.get_long());
+        }
+        command.debug_assert();
+    }
+}

@@ -1,0 +1,230 @@
+//! The assessment pipeline: read the profile, run the rules, ask the judge,
+//! write the result. Every failure after start-up still produces a result
+//! with `status: "error"` and a specific `error.kind`, and maps to an exit
+//! code ([`Exit`]).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::time::Instant;
+
+use serde_json::Value;
+use shortlist_shared::profile::{MAX_PROFILE_BYTES, source_name, stable_id};
+use shortlist_shared::result::now_rfc3339;
+use shortlist_shared::{
+    AssessmentResult, BackendInfo, DecidedBy, ErrorInfo, Profile, ProfileError, RESULT_SCHEMA_ID,
+    Status, Verdict,
+};
+
+use crate::backend::{self, JudgeRequest};
+use crate::config::{BackendKind, Settings};
+use crate::exit::Exit;
+use crate::output::{print_stdout, render, write_result};
+use crate::prompt::{PromptBuilder, ReplyStyle};
+use crate::rules::RulesOutcome;
+
+/// Runs one assessment with validated settings and returns how it ended.
+pub async fn run(settings: Settings) -> Exit {
+    let judge = match backend::from_settings(&settings) {
+        Ok(judge) => judge,
+        Err(error) => {
+            eprintln!("assessor: {error}");
+            return Exit::Usage;
+        }
+    };
+    let started = Instant::now();
+    let mut assessment = Assessment::new(&settings, judge.info());
+
+    let (profile, profile_value) = match read_profile(&settings.profile_path) {
+        Ok(read) => read,
+        Err(error) => {
+            tracing::error!(kind = error.kind(), error = %error, "the profile cannot be assessed");
+            let result = assessment.error(None, error.kind(), error.to_string(), started);
+            return finish(&settings, result, Exit::InvalidProfile);
+        }
+    };
+    let id = stable_id(&profile_value);
+    tracing::debug!(%id, "profile read");
+
+    let rules_started = Instant::now();
+    let rules_outcome = settings.rules.evaluate(&profile);
+    assessment.time("rules", rules_started);
+    let notes = match rules_outcome {
+        RulesOutcome::Reject { rules, reasons } => {
+            tracing::info!(%id, ?rules, "rejected by rules; no backend asked");
+            let result = assessment.decided(
+                profile_value,
+                Verdict::Reject,
+                None,
+                reasons,
+                DecidedBy::Rules,
+                started,
+            );
+            return finish(&settings, result, Exit::Assessed);
+        }
+        RulesOutcome::Pass { notes } => notes,
+    };
+
+    let prompt = PromptBuilder {
+        criteria: settings.criteria.clone(),
+        instructions: settings.system_prompt.clone(),
+        style: if settings.positive_regex.is_some() {
+            ReplyStyle::PlainText
+        } else {
+            ReplyStyle::Json
+        },
+        max_text_chars: settings.max_text_chars,
+    }
+    .build(&profile);
+    let request = JudgeRequest {
+        profile: &profile,
+        profile_value: &profile_value,
+        prompt: &prompt,
+        criteria: settings.criteria.as_deref(),
+    };
+    let judge_started = Instant::now();
+    let (outcome, stats) = judge.judge(&request).await;
+    assessment.time(judge_timing_key(settings.backend), judge_started);
+    assessment.attempts = stats.attempts;
+    assessment.usage = stats.usage;
+
+    match outcome {
+        Ok(decision) => {
+            let mut reasons = decision.reasons;
+            reasons.extend(notes.into_iter().map(|n| format!("rules: {n}")));
+            reasons.extend(prompt.truncation_note);
+            tracing::info!(
+                %id,
+                verdict = decision.verdict.as_str(),
+                attempts = stats.attempts,
+                "assessed"
+            );
+            let result = assessment.decided(
+                profile_value,
+                decision.verdict,
+                decision.score,
+                reasons,
+                decision.decided_by,
+                started,
+            );
+            finish(&settings, result, Exit::Assessed)
+        }
+        Err(error) => {
+            tracing::error!(%id, kind = error.kind(), error = %error, attempts = stats.attempts, "the backend failed");
+            let result = assessment.error(Some(profile_value), error.kind(), error.to_string(), started);
+            finish(&settings, result, Exit::BackendFailed)
+        }
+    }
+}
+
+fn judge_timing_key(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Openai => "llm",
+        BackendKind::Command => "command",
+        BackendKind::Fixed => "fixed",
+    }
+}
+
+/// Reads the profile from a file or, for `-`, from stdin.
+fn read_profile(path: &std::path::Path) -> Result<(Profile, Value), ProfileError> {
+    if path.as_os_str() != "-" {
+        return Profile::read_file(path);
+    }
+    let name = source_name(path);
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_PROFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| ProfileError::Unreadable {
+            source_name: name.clone(),
+            error,
+        })?;
+    Profile::from_slice(&bytes, &name)
+}
+
+/// Writes the result and decides the exit code: `ResultUnwritable` wins over
+/// everything, since a result nobody can read is the worst outcome.
+fn finish(settings: &Settings, result: AssessmentResult, exit: Exit) -> Exit {
+    match write_result(settings.result_path.as_deref(), &result) {
+        Ok(()) => exit,
+        Err(error) => {
+            tracing::error!(error = %error, "the result could not be written; printing it on stdout instead");
+            eprintln!("assessor: {error}");
+            // Best effort: stdout may be what failed.
+            let _ = print_stdout(&render(&result));
+            Exit::ResultUnwritable
+        }
+    }
+}
+
+/// The parts of a result known before the outcome.
+struct Assessment {
+    backend: BackendInfo,
+    timings: BTreeMap<String, u64>,
+    attempts: u32,
+    usage: Option<shortlist_shared::Usage>,
+}
+
+impl Assessment {
+    fn new(_settings: &Settings, backend: BackendInfo) -> Self {
+        Assessment {
+            backend,
+            timings: BTreeMap::new(),
+            attempts: 0,
+            usage: None,
+        }
+    }
+
+    fn time(&mut self, stage: &str, since: Instant) {
+        self.timings.insert(stage.to_string(), since.elapsed().as_millis() as u64);
+    }
+
+    fn base(&mut self, profile: Option<Value>, started: Instant) -> AssessmentResult {
+        self.time("total", started);
+        AssessmentResult {
+            schema: Some(RESULT_SCHEMA_ID.to_string()),
+            id: profile.as_ref().map(stable_id),
+            status: Some(Status::Ok),
+            verdict: None,
+            score: None,
+            reasons: Some(Vec::new()),
+            decided_by: None,
+            profile,
+            backend: Some(self.backend.clone()),
+            usage: Some(self.usage),
+            timings_ms: Some(self.timings.clone()),
+            attempts: Some(self.attempts),
+            error: Some(None),
+            assessor: Some(crate::assessor_info()),
+            assessed_at: Some(now_rfc3339()),
+            extra: Default::default(),
+        }
+    }
+
+    fn decided(
+        &mut self,
+        profile: Value,
+        verdict: Verdict,
+        score: Option<f64>,
+        reasons: Vec<String>,
+        decided_by: DecidedBy,
+        started: Instant,
+    ) -> AssessmentResult {
+        let mut result = self.base(Some(profile), started);
+        result.verdict = Some(verdict);
+        result.score = score;
+        result.reasons = Some(reasons);
+        result.decided_by = Some(decided_by);
+        result
+    }
+
+    fn error(&mut self, profile: Option<Value>, kind: &str, message: String, started: Instant) -> AssessmentResult {
+        let mut result = self.base(profile, started);
+        result.status = Some(Status::Error);
+        result.error = Some(Some(ErrorInfo {
+            kind: kind.to_string(),
+            message,
+        }));
+        result
+    }
+}
