@@ -559,9 +559,32 @@ fn read_config_file(
                 });
             }
         };
+        let text = resolve_relative(path, arg.get_id().as_str(), text);
         pairs.push((arg.get_id().to_string(), text));
     }
     Ok(pairs)
+}
+
+/// Path settings in a config file are relative to the file's directory (as
+/// a user writing `"ASSESSOR_RULES": "@rules.json"` beside it expects), not
+/// to wherever the assessor happens to be started.
+fn resolve_relative(config_path: &Path, id: &str, value: String) -> String {
+    let base = config_path.parent().unwrap_or(Path::new(""));
+    let join = |p: &str| -> String {
+        if p == "-" || Path::new(p).is_absolute() {
+            p.to_string()
+        } else {
+            base.join(p).display().to_string()
+        }
+    };
+    match id {
+        "profile_path" | "result_path" | "cache_dir" | "api_key_file" | "criteria_file" => join(&value),
+        "rules" => match value.strip_prefix('@') {
+            Some(p) => format!("@{}", join(p)),
+            None => value,
+        },
+        _ => value,
+    }
 }
 
 /// Rewrites a clap error so that it names the environment variable behind

@@ -97,7 +97,7 @@ pub struct AssessmentResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     /// Stable id: `metadata.id` if present, else a hash of the profile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub id: Option<String>,
     /// `ok` or `error`; a result without it is read as `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,16 +107,16 @@ pub struct AssessmentResult {
     #[schemars(required, schema_with = "nullable_verdict_schema")]
     pub verdict: Option<Verdict>,
     /// Confidence that the profile matches the brief, in [0, 1].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub score: Option<f64>,
     /// Short reasons for the verdict (or for a rule's rejection).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasons: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub decided_by: Option<DecidedBy>,
     /// The profile as read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub profile: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<BackendInfo>,
@@ -206,9 +206,10 @@ mod tests {
         let r: AssessmentResult = serde_json::from_str(r#"{"verdict":"accept"}"#).unwrap();
         assert_eq!(r.verdict, Some(Verdict::Accept));
         assert_eq!(r.effective_status(), Status::Ok);
+        // Fields our assessor always writes come back as null; nothing else is added.
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
-            r#"{"verdict":"accept"}"#
+            r#"{"id":null,"verdict":"accept","score":null,"decided_by":null,"profile":null}"#
         );
     }
 
@@ -220,7 +221,7 @@ mod tests {
 
     #[test]
     fn nulls_round_trip() {
-        let text = r#"{"status":"error","verdict":null,"usage":null,"error":{"kind":"timeout","message":"m"}}"#;
+        let text = r#"{"id":null,"status":"error","verdict":null,"score":null,"decided_by":null,"profile":null,"usage":null,"error":{"kind":"timeout","message":"m"}}"#;
         let r: AssessmentResult = serde_json::from_str(text).unwrap();
         assert_eq!(r.verdict, None);
         assert_eq!(r.error.clone().unwrap().unwrap().kind, "timeout");
