@@ -96,11 +96,20 @@ pub struct Cli {
     pub cache_dir: Option<PathBuf>,
 
     /// The judge used when the rules pass.
-    #[arg(long = "backend", env = "LLM_BACKEND", value_enum, default_value = "openai")]
+    #[arg(
+        long = "backend",
+        env = "LLM_BACKEND",
+        value_enum,
+        default_value = "openai"
+    )]
     pub backend: BackendKind,
 
     /// Base URL of the OpenAI-compatible server (requests go to {base}/chat/completions).
-    #[arg(long = "base-url", env = "LLM_BASE_URL", default_value = "https://api.openai.com/v1")]
+    #[arg(
+        long = "base-url",
+        env = "LLM_BASE_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
     pub base_url: String,
 
     /// The model name the server knows (required for the openai backend).
@@ -108,7 +117,12 @@ pub struct Cli {
     pub model: Option<String>,
 
     /// API key sent as a Bearer token; OPENAI_API_KEY is used when unset.
-    #[arg(long = "api-key", env = "LLM_API_KEY", hide_env_values = true, value_name = "KEY")]
+    #[arg(
+        long = "api-key",
+        env = "LLM_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub api_key: Option<String>,
 
     /// A file holding the API key (e.g. a mounted Secret); read once at start-up.
@@ -116,7 +130,12 @@ pub struct Cli {
     pub api_key_file: Option<PathBuf>,
 
     /// Fallback API key, as the official OpenAI clients read it.
-    #[arg(long = "openai-api-key", env = "OPENAI_API_KEY", hide_env_values = true, value_name = "KEY")]
+    #[arg(
+        long = "openai-api-key",
+        env = "OPENAI_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub openai_api_key: Option<String>,
 
     /// The house hunter's brief in plain words (goes in the system message).
@@ -124,7 +143,11 @@ pub struct Cli {
     pub criteria: Option<String>,
 
     /// A file holding the brief, when it is too long for an environment variable.
-    #[arg(long = "criteria-file", env = "ASSESSOR_CRITERIA_FILE", value_name = "PATH")]
+    #[arg(
+        long = "criteria-file",
+        env = "ASSESSOR_CRITERIA_FILE",
+        value_name = "PATH"
+    )]
     pub criteria_file: Option<PathBuf>,
 
     /// Deterministic rules as JSON, or @PATH of a JSON file: {"price":{"min":..,"max":..},
@@ -138,7 +161,11 @@ pub struct Cli {
 
     /// Regex mode: the reply is plain text and the verdict is accept iff the whole
     /// (trimmed) reply matches this regex (original Shortlist setting).
-    #[arg(long = "positive-regex", env = "LLM_POSITIVE_RESPONSE_REGEX", value_name = "REGEX")]
+    #[arg(
+        long = "positive-regex",
+        env = "LLM_POSITIVE_RESPONSE_REGEX",
+        value_name = "REGEX"
+    )]
     pub positive_regex: Option<String>,
 
     /// Time limit of one request to the LLM server.
@@ -174,7 +201,12 @@ pub struct Cli {
     pub seed: Option<i64>,
 
     /// How to ask for a structured reply.
-    #[arg(long = "structured-output", env = "LLM_STRUCTURED_OUTPUT", value_enum, default_value = "auto")]
+    #[arg(
+        long = "structured-output",
+        env = "LLM_STRUCTURED_OUTPUT",
+        value_enum,
+        default_value = "auto"
+    )]
     pub structured_output: StructuredOutput,
 
     /// Longest listing text sent to the model, in characters; longer text is cut with a note in `reasons`.
@@ -182,7 +214,12 @@ pub struct Cli {
     pub max_text_chars: u32,
 
     /// The fixed backend's verdict.
-    #[arg(long = "fixed-verdict", env = "FIXED_VERDICT", value_enum, default_value = "accept")]
+    #[arg(
+        long = "fixed-verdict",
+        env = "FIXED_VERDICT",
+        value_enum,
+        default_value = "accept"
+    )]
     pub fixed_verdict: FixedVerdict,
 
     /// The command backend's program and arguments (split like a shell would, no shell run).
@@ -225,7 +262,9 @@ pub enum ConfigError {
     },
     #[error("{path}: the config file is not a JSON object: {message}")]
     ConfigNotObject { path: PathBuf, message: String },
-    #[error("{path}: unknown setting {key:?}; keys are the environment variable names listed by --help")]
+    #[error(
+        "{path}: unknown setting {key:?}; keys are the environment variable names listed by --help"
+    )]
     ConfigUnknownKey { path: PathBuf, key: String },
     #[error("{path}: setting {key:?} must be a string, number or boolean, found {found}")]
     ConfigBadValue {
@@ -337,10 +376,12 @@ impl Settings {
         let api_key = match (&cli.api_key, &cli.api_key_file, &cli.openai_api_key) {
             (Some(k), _, _) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
             (_, Some(path), _) => {
-                let key = std::fs::read_to_string(path).map_err(|source| ConfigError::FileUnreadable {
-                    variable: "LLM_API_KEY_FILE",
-                    path: path.clone(),
-                    source,
+                let key = std::fs::read_to_string(path).map_err(|source| {
+                    ConfigError::FileUnreadable {
+                        variable: "LLM_API_KEY_FILE",
+                        path: path.clone(),
+                        source,
+                    }
                 })?;
                 Some(Secret::new(key.trim()))
             }
@@ -377,16 +418,17 @@ impl Settings {
             },
         };
 
-        let positive_regex = match cli.positive_regex {
-            None => None,
-            Some(pattern) => Some(Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
-                ConfigError::Invalid {
-                    variable: "LLM_POSITIVE_RESPONSE_REGEX",
-                    value: pattern.clone(),
-                    message: e.to_string(),
-                }
-            })?),
-        };
+        let positive_regex =
+            match cli.positive_regex {
+                None => None,
+                Some(pattern) => Some(Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                    ConfigError::Invalid {
+                        variable: "LLM_POSITIVE_RESPONSE_REGEX",
+                        value: pattern.clone(),
+                        message: e.to_string(),
+                    }
+                })?),
+            };
 
         let model = cli.model.filter(|m| !m.trim().is_empty());
         let mut base_url = cli.base_url.trim().trim_end_matches('/').to_string();
@@ -525,7 +567,10 @@ fn read_config_file(
     let Value::Object(map) = value else {
         return Err(ConfigError::ConfigNotObject {
             path: path.to_path_buf(),
-            message: format!("found {}", shortlist_shared::profile::json_type_name(&value)),
+            message: format!(
+                "found {}",
+                shortlist_shared::profile::json_type_name(&value)
+            ),
         });
     };
     let mut pairs = Vec::with_capacity(map.len());
@@ -536,7 +581,8 @@ fn read_config_file(
                 .get_env()
                 .map(|e| e.to_string_lossy().to_ascii_lowercase());
             let long = arg.get_long().map(|l| l.replace('-', "_"));
-            env.as_deref() == Some(normalized.as_str()) || long.as_deref() == Some(normalized.as_str())
+            env.as_deref() == Some(normalized.as_str())
+                || long.as_deref() == Some(normalized.as_str())
         });
         let Some(arg) = arg.filter(|a| a.get_id() != "config_path") else {
             return Err(ConfigError::ConfigUnknownKey {
@@ -578,7 +624,9 @@ fn resolve_relative(config_path: &Path, id: &str, value: String) -> String {
         }
     };
     match id {
-        "profile_path" | "result_path" | "cache_dir" | "api_key_file" | "criteria_file" => join(&value),
+        "profile_path" | "result_path" | "cache_dir" | "api_key_file" | "criteria_file" => {
+            join(&value)
+        }
         "rules" => match value.strip_prefix('@') {
             Some(p) => format!("@{}", join(p)),
             None => value,
@@ -602,7 +650,10 @@ fn explain_clap_error(error: &clap::Error, command: &clap::Command) -> String {
         .next()
         .unwrap_or_default()
         .to_string();
-    let Some(arg) = command.get_arguments().find(|a| a.get_long() == Some(long.as_str())) else {
+    let Some(arg) = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long.as_str()))
+    else {
         return rendered;
     };
     let Some(env) = arg.get_env().map(|e| e.to_string_lossy().into_owned()) else {
@@ -615,7 +666,9 @@ fn explain_clap_error(error: &clap::Error, command: &clap::Command) -> String {
     let reason = std::error::Error::source(error)
         .map(|s| s.to_string())
         .or_else(|| {
-            error.get(ContextKind::ValidValue).map(|v| format!("expected one of: {v}"))
+            error
+                .get(ContextKind::ValidValue)
+                .map(|v| format!("expected one of: {v}"))
         })
         .unwrap_or_else(|| rendered.lines().next().unwrap_or_default().to_string());
     if arg.is_hide_env_values_set() {
@@ -636,7 +689,11 @@ mod tests {
             if matches!(arg.get_id().as_str(), "help" | "version") {
                 continue;
             }
-            assert!(arg.get_env().is_some(), "--{:?} has no env var", arg.get_long());
+            assert!(
+                arg.get_env().is_some(),
+                "--{:?} has no env var",
+                arg.get_long()
+            );
         }
         command.debug_assert();
     }

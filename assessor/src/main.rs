@@ -23,7 +23,10 @@ fn run() -> Exit {
     };
     shortlist_shared::logging::init(settings.log_format, "info");
     // One profile per process: a current-thread runtime starts fastest.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("assessor: cannot start the async runtime: {error}");

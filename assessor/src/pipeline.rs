@@ -110,7 +110,12 @@ pub async fn run(settings: Settings) -> Exit {
         }
         Err(error) => {
             tracing::error!(%id, kind = error.kind(), error = %error, attempts = stats.attempts, "the backend failed");
-            let result = assessment.error(Some(profile_value), error.kind(), error.to_string(), started);
+            let result = assessment.error(
+                Some(profile_value),
+                error.kind(),
+                error.to_string(),
+                started,
+            );
             finish(&settings, result, Exit::BackendFailed)
         }
     }
@@ -176,7 +181,8 @@ impl Assessment {
     }
 
     fn time(&mut self, stage: &str, since: Instant) {
-        self.timings.insert(stage.to_string(), since.elapsed().as_millis() as u64);
+        self.timings
+            .insert(stage.to_string(), since.elapsed().as_millis() as u64);
     }
 
     fn base(&mut self, profile: Option<Value>, started: Instant) -> AssessmentResult {
@@ -218,7 +224,13 @@ impl Assessment {
         result
     }
 
-    fn error(&mut self, profile: Option<Value>, kind: &str, message: String, started: Instant) -> AssessmentResult {
+    fn error(
+        &mut self,
+        profile: Option<Value>,
+        kind: &str,
+        message: String,
+        started: Instant,
+    ) -> AssessmentResult {
         let mut result = self.base(profile, started);
         result.status = Some(Status::Error);
         result.error = Some(Some(ErrorInfo {

@@ -49,7 +49,8 @@ pub struct PromptBuilder {
 
 const DEFAULT_INSTRUCTIONS: &str = "You screen property listings for a house hunter. Judge the listing in the user message against the house hunter's brief below, strictly and only on what the listing says.";
 
-const NO_BRIEF: &str = "No brief was given: accept a genuine, complete listing and reject one that is not.";
+const NO_BRIEF: &str =
+    "No brief was given: accept a genuine, complete listing and reject one that is not.";
 
 impl PromptBuilder {
     /// Builds the messages for one profile, with a fresh nonce.
@@ -106,12 +107,19 @@ impl PromptBuilder {
 
 /// The datamarked listing: its text, then its metadata one `key: value` per line.
 fn listing_body(text: &str, profile: &Profile) -> String {
-    let mut lines: Vec<String> = text.lines().map(datamark).filter(|l| !l.is_empty()).collect();
+    let mut lines: Vec<String> = text
+        .lines()
+        .map(datamark)
+        .filter(|l| !l.is_empty())
+        .collect();
     if let Some(metadata) = &profile.metadata {
         let mut keys: Vec<&String> = metadata.keys().collect();
         keys.sort_by_key(|k| {
             (
-                METADATA_ORDER.iter().position(|o| o == k).unwrap_or(usize::MAX),
+                METADATA_ORDER
+                    .iter()
+                    .position(|o| o == k)
+                    .unwrap_or(usize::MAX),
                 k.as_str(),
             )
         });
@@ -134,7 +142,9 @@ fn listing_body(text: &str, profile: &Profile) -> String {
 
 /// Replaces every run of whitespace with one [`DATAMARK`].
 pub fn datamark(line: &str) -> String {
-    line.split_whitespace().collect::<Vec<_>>().join(&DATAMARK.to_string())
+    line.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(&DATAMARK.to_string())
 }
 
 fn random_nonce() -> String {

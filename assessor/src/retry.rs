@@ -50,7 +50,11 @@ impl RetryPolicy {
     /// Runs `operation` until it succeeds, `logic` says stop, attempts run out,
     /// or the next wait would pass the deadline. Returns the last outcome and
     /// the number of attempts made.
-    pub async fn run<T, E, F, Fut>(&self, logic: &impl RetryLogic<E>, mut operation: F) -> (Result<T, E>, u32)
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        logic: &impl RetryLogic<E>,
+        mut operation: F,
+    ) -> (Result<T, E>, u32)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -78,13 +82,19 @@ impl RetryPolicy {
                 _ => full_jitter(planned),
             };
             if started.elapsed() + wait > deadline {
-                tracing::warn!(wait_ms = wait.as_millis() as u64, "not retrying: the wait would pass the deadline (LLM_DEADLINE)");
+                tracing::warn!(
+                    wait_ms = wait.as_millis() as u64,
+                    "not retrying: the wait would pass the deadline (LLM_DEADLINE)"
+                );
                 return None;
             }
             Some(wait)
         })
         .notify(|_, wait| {
-            tracing::info!(wait_ms = wait.as_millis() as u64, "retrying after a transient failure");
+            tracing::info!(
+                wait_ms = wait.as_millis() as u64,
+                "retrying after a transient failure"
+            );
         })
         .await;
         (outcome, attempts.load(Ordering::Relaxed))
@@ -142,13 +152,18 @@ mod tests {
     fn logic(e: &E) -> RetryDecision {
         match e {
             E::Transient => RetryDecision::Retry { after: None },
-            E::After(s) => RetryDecision::Retry { after: Some(Duration::from_secs(*s)) },
+            E::After(s) => RetryDecision::Retry {
+                after: Some(Duration::from_secs(*s)),
+            },
             E::Permanent => RetryDecision::Stop,
         }
     }
 
     /// Runs a scripted sequence of outcomes, recording when each attempt started.
-    async fn scripted(policy: RetryPolicy, script: Vec<Result<u8, E>>) -> (Result<u8, E>, u32, Vec<Duration>) {
+    async fn scripted(
+        policy: RetryPolicy,
+        script: Vec<Result<u8, E>>,
+    ) -> (Result<u8, E>, u32, Vec<Duration>) {
         let start = Instant::now();
         let script = RefCell::new(script.into_iter());
         let times = RefCell::new(Vec::new());
@@ -182,7 +197,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn attempts_are_bounded() {
-        let (outcome, attempts, _) = scripted(policy(3), (0..10).map(|_| Err(E::Transient)).collect()).await;
+        let (outcome, attempts, _) =
+            scripted(policy(3), (0..10).map(|_| Err(E::Transient)).collect()).await;
         assert_eq!(outcome, Err(E::Transient));
         assert_eq!(attempts, 3);
     }
@@ -208,10 +224,19 @@ mod tests {
     fn retry_after_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
-        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
         let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);

@@ -59,7 +59,12 @@ pub fn parse_reply(content: &str) -> Result<ModelVerdict, String> {
     }
     let candidate = match (trimmed.find('{'), trimmed.rfind('}')) {
         (Some(start), Some(end)) if end > start => &trimmed[start..=end],
-        _ => return Err(format!("the reply contains no JSON object: {}", excerpt(trimmed))),
+        _ => {
+            return Err(format!(
+                "the reply contains no JSON object: {}",
+                excerpt(trimmed)
+            ));
+        }
     };
     let mut value: Value = serde_json::from_str(candidate)
         .map_err(|e| format!("the reply is not valid JSON ({e}): {}", excerpt(trimmed)))?;
@@ -83,7 +88,8 @@ pub fn parse_reply(content: &str) -> Result<ModelVerdict, String> {
             errors.join("; ")
         ));
     }
-    serde_json::from_value(value).map_err(|e| format!("the reply does not match the verdict schema: {e}"))
+    serde_json::from_value(value)
+        .map_err(|e| format!("the reply does not match the verdict schema: {e}"))
 }
 
 /// At most 200 characters of a reply, for error messages.
@@ -103,18 +109,39 @@ mod tests {
     fn accepts_a_clean_reply_and_common_wrappings() {
         let v = parse_reply(r#"{"verdict":"accept","score":0.8,"reasons":["garden"]}"#).unwrap();
         assert_eq!(v.verdict, Verdict::Accept);
-        let v = parse_reply("```json\n{\"verdict\":\"Reject\",\"score\":0,\"reasons\":[]}\n```").unwrap();
+        let v = parse_reply("```json\n{\"verdict\":\"Reject\",\"score\":0,\"reasons\":[]}\n```")
+            .unwrap();
         assert_eq!(v.verdict, Verdict::Reject);
     }
 
     #[test]
     fn refuses_what_the_schema_forbids() {
         assert!(parse_reply("").unwrap_err().contains("empty"));
-        assert!(parse_reply("ACCEPT").unwrap_err().contains("no JSON object"));
-        assert!(parse_reply(r#"{"verdict":"acc"#).unwrap_err().contains("no JSON object"));
-        assert!(parse_reply(r#"{"verdict":"maybe","score":0.5,"reasons":[]}"#).unwrap_err().contains("/verdict"));
-        assert!(parse_reply(r#"{"verdict":"accept","score":3,"reasons":[]}"#).unwrap_err().contains("/score"));
-        assert!(parse_reply(r#"{"verdict":"accept","reasons":[]}"#).unwrap_err().contains("score"));
+        assert!(
+            parse_reply("ACCEPT")
+                .unwrap_err()
+                .contains("no JSON object")
+        );
+        assert!(
+            parse_reply(r#"{"verdict":"acc"#)
+                .unwrap_err()
+                .contains("no JSON object")
+        );
+        assert!(
+            parse_reply(r#"{"verdict":"maybe","score":0.5,"reasons":[]}"#)
+                .unwrap_err()
+                .contains("/verdict")
+        );
+        assert!(
+            parse_reply(r#"{"verdict":"accept","score":3,"reasons":[]}"#)
+                .unwrap_err()
+                .contains("/score")
+        );
+        assert!(
+            parse_reply(r#"{"verdict":"accept","reasons":[]}"#)
+                .unwrap_err()
+                .contains("score")
+        );
         assert!(parse_reply(r#"{"verdict":"accept","score":1,"reasons":[],"extra":1}"#).is_err());
     }
 }

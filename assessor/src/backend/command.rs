@@ -95,7 +95,10 @@ impl CommandJudge {
                 let chars: Vec<char> = stderr.trim().chars().collect();
                 chars[chars.len().saturating_sub(500)..].iter().collect()
             };
-            return Err(failed(format!("exited with {}; stderr: {tail:?}", output.status)));
+            return Err(failed(format!(
+                "exited with {}; stderr: {tail:?}",
+                output.status
+            )));
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
         let reply: CommandReply = serde_json::from_str(stdout.trim()).map_err(|e| JudgeError::ReplyInvalid {
@@ -108,7 +111,10 @@ impl CommandJudge {
         if let Some(score) = reply.score {
             if !(0.0..=1.0).contains(&score) {
                 return Err(JudgeError::ReplyInvalid {
-                    detail: format!("command {:?} printed score {score}, expected 0..1", self.display()),
+                    detail: format!(
+                        "command {:?} printed score {score}, expected 0..1",
+                        self.display()
+                    ),
                 });
             }
         }

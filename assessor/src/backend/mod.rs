@@ -59,7 +59,11 @@ pub enum JudgeError {
     #[error("{url}: the server is unavailable: {detail}")]
     Unavailable { url: String, detail: String },
     #[error("{url}: the server refused the request with HTTP {status}: {detail}")]
-    Rejected { url: String, status: u16, detail: String },
+    Rejected {
+        url: String,
+        status: u16,
+        detail: String,
+    },
     #[error("{url}: rate limited (HTTP 429) on every attempt: {detail}")]
     RateLimited { url: String, detail: String },
     #[error("{what}: timed out after {after:?}")]

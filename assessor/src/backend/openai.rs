@@ -187,7 +187,10 @@ impl OpenAiJudge {
         });
         let client = Client::build(http, config).with_http_service(transport);
 
-        let start_mode = match (settings.positive_regex.is_some(), settings.structured_output) {
+        let start_mode = match (
+            settings.positive_regex.is_some(),
+            settings.structured_output,
+        ) {
             (true, _) | (false, StructuredOutput::None) => Mode::Instructions,
             (false, StructuredOutput::Auto | StructuredOutput::JsonSchema) => Mode::JsonSchema,
             (false, StructuredOutput::JsonObject) => Mode::JsonObject,
@@ -218,7 +221,11 @@ impl OpenAiJudge {
     }
 
     /// The request body for `messages` in `mode`.
-    fn request_body(&self, messages: &[ChatCompletionRequestMessage], mode: Mode) -> Result<Value, JudgeError> {
+    fn request_body(
+        &self,
+        messages: &[ChatCompletionRequestMessage],
+        mode: Mode,
+    ) -> Result<Value, JudgeError> {
         let invalid = |e: OpenAIError| JudgeError::Rejected {
             url: self.endpoint.clone(),
             status: 0,
@@ -264,7 +271,12 @@ impl OpenAiJudge {
 
     /// One HTTP request through async-openai, classified.
     async fn call(&self, body: &Value) -> Result<ChatResponse, CallError> {
-        match self.client.chat().create_byot::<&Value, ChatResponse>(body).await {
+        match self
+            .client
+            .chat()
+            .create_byot::<&Value, ChatResponse>(body)
+            .await
+        {
             Ok(response) => Ok(response),
             Err(error) => Err(classify(error)),
         }
@@ -283,9 +295,14 @@ impl OpenAiJudge {
             400 | 422 => true,
             500 => {
                 let body = e.body.to_ascii_lowercase();
-                ["response_format", "json_schema", "json_object", "input should be"]
-                    .iter()
-                    .any(|needle| body.contains(needle))
+                [
+                    "response_format",
+                    "json_schema",
+                    "json_object",
+                    "input should be",
+                ]
+                .iter()
+                .any(|needle| body.contains(needle))
             }
             _ => false,
         }
@@ -297,7 +314,9 @@ impl OpenAiJudge {
         }
         match error {
             CallError::Status(e) => match e.status {
-                408 | 409 | 429 | 500..=599 => RetryDecision::Retry { after: e.retry_after },
+                408 | 409 | 429 | 500..=599 => RetryDecision::Retry {
+                    after: e.retry_after,
+                },
                 _ => RetryDecision::Stop,
             },
             CallError::Timeout | CallError::Connect(_) | CallError::Transport(_) => {
@@ -330,13 +349,19 @@ impl OpenAiJudge {
                 JudgeError::Unavailable { url, detail }
             }
             CallError::BadBody(detail) => JudgeError::ReplyInvalid {
-                detail: format!("{url} answered 2xx with a body that is not a chat completion: {detail}"),
+                detail: format!(
+                    "{url} answered 2xx with a body that is not a chat completion: {detail}"
+                ),
             },
         }
     }
 
     /// Turns a reply's content into a decision, or says what is wrong with it.
-    fn interpret(&self, content: &str, finish_reason: Option<&str>) -> Result<Decision, ReplyProblem> {
+    fn interpret(
+        &self,
+        content: &str,
+        finish_reason: Option<&str>,
+    ) -> Result<Decision, ReplyProblem> {
         if let Some(regex) = &self.positive_regex {
             let reply = content.trim();
             let verdict = if regex.is_match(reply) {
@@ -347,7 +372,15 @@ impl OpenAiJudge {
             return Ok(Decision {
                 verdict,
                 score: None,
-                reasons: vec![format!("reply {} {} LLM_POSITIVE_RESPONSE_REGEX", excerpt(reply), if verdict == Verdict::Accept { "matches" } else { "does not match" })],
+                reasons: vec![format!(
+                    "reply {} {} LLM_POSITIVE_RESPONSE_REGEX",
+                    excerpt(reply),
+                    if verdict == Verdict::Accept {
+                        "matches"
+                    } else {
+                        "does not match"
+                    }
+                )],
                 decided_by: DecidedBy::Regex,
             });
         }
@@ -367,7 +400,11 @@ impl OpenAiJudge {
         })
     }
 
-    async fn judge_inner(&self, request: &JudgeRequest<'_>, stats: &mut JudgeStats) -> Result<Decision, JudgeError> {
+    async fn judge_inner(
+        &self,
+        request: &JudgeRequest<'_>,
+        stats: &mut JudgeStats,
+    ) -> Result<Decision, JudgeError> {
         let mut messages: Vec<ChatCompletionRequestMessage> = vec![
             ChatCompletionRequestSystemMessage::from(request.prompt.system.as_str()).into(),
             ChatCompletionRequestUserMessage::from(request.prompt.user.as_str()).into(),
@@ -418,14 +455,18 @@ impl OpenAiJudge {
                     repaired = true;
                     let (what, hint) = match &problem {
                         ReplyProblem::Invalid(detail) => (detail.clone(), ""),
-                        ReplyProblem::Truncated(detail) => (detail.clone(), " Keep the reasons short."),
+                        ReplyProblem::Truncated(detail) => {
+                            (detail.clone(), " Keep the reasons short.")
+                        }
                     };
                     tracing::warn!(problem = %what, "unusable reply; sending one repair request");
                     messages.push(
                         ChatCompletionRequestAssistantMessageArgs::default()
                             .content(content)
                             .build()
-                            .map_err(|e| JudgeError::ReplyInvalid { detail: e.to_string() })?
+                            .map_err(|e| JudgeError::ReplyInvalid {
+                                detail: e.to_string(),
+                            })?
                             .into(),
                     );
                     messages.push(
@@ -437,8 +478,12 @@ impl OpenAiJudge {
                         .into(),
                     );
                 }
-                Err(ReplyProblem::Invalid(detail)) => return Err(JudgeError::ReplyInvalid { detail }),
-                Err(ReplyProblem::Truncated(detail)) => return Err(JudgeError::ReplyTruncated { detail }),
+                Err(ReplyProblem::Invalid(detail)) => {
+                    return Err(JudgeError::ReplyInvalid { detail });
+                }
+                Err(ReplyProblem::Truncated(detail)) => {
+                    return Err(JudgeError::ReplyTruncated { detail });
+                }
             }
         }
     }
@@ -456,13 +501,14 @@ impl Judge for OpenAiJudge {
         Box::pin(async move {
             let mut stats = JudgeStats::default();
             let deadline = self.policy.deadline;
-            let outcome = match tokio::time::timeout(deadline, self.judge_inner(request, &mut stats)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(JudgeError::Timeout {
-                    what: format!("{} (LLM_DEADLINE)", self.endpoint),
-                    after: deadline,
-                }),
-            };
+            let outcome =
+                match tokio::time::timeout(deadline, self.judge_inner(request, &mut stats)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(JudgeError::Timeout {
+                        what: format!("{} (LLM_DEADLINE)", self.endpoint),
+                        after: deadline,
+                    }),
+                };
             (outcome, stats)
         })
     }
@@ -471,8 +517,15 @@ impl Judge for OpenAiJudge {
 /// Our transport: sends the request async-openai built, and reports any
 /// non-2xx answer as an [`HttpStatusError`] with its status, `Retry-After`
 /// and body intact.
-async fn send(http: &reqwest::Client, factory: HttpRequestFactory) -> Result<reqwest::Response, OpenAIError> {
-    let request = factory.build().await?;
+async fn send(
+    http: &reqwest::Client,
+    factory: HttpRequestFactory,
+) -> Result<reqwest::Response, OpenAIError> {
+    let mut request = factory.build().await?;
+    // Keep the key out of any Debug output of the request (hyper/reqwest traces).
+    if let Some(auth) = request.headers_mut().get_mut(reqwest::header::AUTHORIZATION) {
+        auth.set_sensitive(true);
+    }
     let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
     let status = response.status();
     if status.is_success() {
@@ -499,9 +552,13 @@ fn classify(error: OpenAIError) -> CallError {
         },
         OpenAIError::Reqwest(e) if e.is_timeout() => CallError::Timeout,
         OpenAIError::Reqwest(e) if e.is_connect() => CallError::Connect(error_chain(&e)),
-        OpenAIError::Reqwest(e) if e.is_decode() || e.is_body() => CallError::Transport(error_chain(&e)),
+        OpenAIError::Reqwest(e) if e.is_decode() || e.is_body() => {
+            CallError::Transport(error_chain(&e))
+        }
         OpenAIError::Reqwest(e) => CallError::Transport(error_chain(&e)),
-        OpenAIError::JSONDeserialize(e, content) => CallError::BadBody(format!("{e}: {}", excerpt(&content))),
+        OpenAIError::JSONDeserialize(e, content) => {
+            CallError::BadBody(format!("{e}: {}", excerpt(&content)))
+        }
         other => CallError::Transport(other.to_string()),
     }
 }
