@@ -12,13 +12,14 @@ pub mod exit;
 pub mod output;
 pub mod pipeline;
 pub mod prompt;
-pub mod retry;
 pub mod rules;
 pub mod secret;
 pub mod verdict;
 
 pub use exit::Exit;
 pub use pipeline::run;
+/// Retry policy shared with the relay.
+pub use shortlist_shared::retry;
 
 /// Name and version written into every result's `assessor` field.
 pub fn assessor_info() -> shortlist_shared::AssessorInfo {

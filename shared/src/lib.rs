@@ -12,6 +12,7 @@ pub mod duration;
 pub mod logging;
 pub mod profile;
 pub mod result;
+pub mod retry;
 pub mod schema;
 
 pub use profile::{Profile, ProfileError};

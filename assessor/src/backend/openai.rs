@@ -40,8 +40,8 @@ use shortlist_shared::{BackendInfo, DecidedBy, Verdict};
 
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
 use crate::config::{ConfigError, Settings, StructuredOutput};
-use crate::retry::{RetryDecision, RetryPolicy, parse_retry_after};
 use crate::verdict::{excerpt, parse_reply, reply_schema};
+use shortlist_shared::retry::{RetryDecision, RetryPolicy, parse_retry_after};
 
 /// The longest backoff between two attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
@@ -523,7 +523,10 @@ async fn send(
 ) -> Result<reqwest::Response, OpenAIError> {
     let mut request = factory.build().await?;
     // Keep the key out of any Debug output of the request (hyper/reqwest traces).
-    if let Some(auth) = request.headers_mut().get_mut(reqwest::header::AUTHORIZATION) {
+    if let Some(auth) = request
+        .headers_mut()
+        .get_mut(reqwest::header::AUTHORIZATION)
+    {
         auth.set_sensitive(true);
     }
     let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;

@@ -84,7 +84,7 @@ impl RetryPolicy {
             if started.elapsed() + wait > deadline {
                 tracing::warn!(
                     wait_ms = wait.as_millis() as u64,
-                    "not retrying: the wait would pass the deadline (LLM_DEADLINE)"
+                    "not retrying: the wait would pass the deadline"
                 );
                 return None;
             }
