@@ -13,13 +13,13 @@ pub mod output;
 pub mod pipeline;
 pub mod prompt;
 pub mod rules;
-pub mod secret;
 pub mod verdict;
 
 pub use exit::Exit;
 pub use pipeline::run;
 /// Retry policy shared with the relay.
 pub use shortlist_shared::retry;
+pub use shortlist_shared::secret;
 
 /// Name and version written into every result's `assessor` field.
 pub fn assessor_info() -> shortlist_shared::AssessorInfo {

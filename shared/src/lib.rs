@@ -8,12 +8,14 @@
 //! generated from these types ([`schema`]).
 
 pub mod atomic;
+pub mod cli;
 pub mod duration;
 pub mod logging;
 pub mod profile;
 pub mod result;
 pub mod retry;
 pub mod schema;
+pub mod secret;
 
 pub use profile::{Profile, ProfileError};
 pub use result::{
