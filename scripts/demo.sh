@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job, end to end, on embedded defaults: no LLM server needed.
 #
-# Builds the release binaries, then runs the assessor over every profile in
-# examples/profiles/ with the example brief and rules (examples/config.json),
-# writing one result per profile into out/demo/, and prints a summary table.
+# Builds the release binaries, starts the relay watching out/demo/, then runs
+# the assessor over every profile in examples/profiles/ with the example brief
+# and rules (examples/config.json), writing one result per profile into
+# out/demo/. The relay delivers the accepted ones to a local sink
+# (out/notifications.jsonl) and exits once every result is handled; a summary
+# table is printed at the end.
 #
 # The judge here is the deterministic rules stage followed by the `fixed`
 # backend (it accepts whatever the rules let through), so the run needs no
@@ -19,15 +22,25 @@ fi
 
 cargo build --release --locked -p assessor -p relay
 assessor=target/release/assessor
+relay=target/release/relay
 out=out/demo
-rm -rf "$out"
+sink="$PWD/out/notifications.jsonl"
+rm -rf "$out" "$sink"
 mkdir -p "$out"
+profiles=(examples/profiles/*.json)
+
+# The relay first, as the sidecar starts before the assessor in a pod.
+WATCH_DIR="$out" RELAY_EXPECT="${#profiles[@]}" RELAY_WAIT_TIMEOUT=5m \
+  NOTIFIER_URL="file://$sink" LOG_FORMAT=plain RUST_LOG="${RUST_LOG:-warn}" \
+  "$relay" &
+relay_pid=$!
+trap 'kill "$relay_pid" 2>/dev/null || true' EXIT
 
 export LLM_BACKEND="${LLM_BACKEND:-fixed}"
 export LOG_FORMAT="${LOG_FORMAT:-plain}"
 export RUST_LOG="${RUST_LOG:-warn}"
 failed=0
-for profile in examples/profiles/*.json; do
+for profile in "${profiles[@]}"; do
   name=$(basename "$profile")
   code=0
   CONFIG_PATH=examples/config.json PROFILE_PATH="$profile" RESULT_PATH="$out/$name" \
@@ -38,7 +51,15 @@ for profile in examples/profiles/*.json; do
   fi
 done
 
-python3 - "$out" <<'PY'
+relay_code=0
+wait "$relay_pid" || relay_code=$?
+trap - EXIT
+if [ "$relay_code" -ne 0 ]; then
+  echo "demo: relay exited with $relay_code" >&2
+  failed=$((failed + 1))
+fi
+
+python3 - "$out" "$sink" <<'PY'
 import json, pathlib, sys
 rows = []
 for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
@@ -53,6 +74,9 @@ line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).r
 print(line(head)); print(line(["-" * w for w in widths]))
 for row in rows: print(line(row))
 accepted = sum(1 for r in rows if r[1] == "accept")
-print(f"\n{len(rows)} profiles, {accepted} accepted; results in {sys.argv[1]}/")
+sink = pathlib.Path(sys.argv[2])
+delivered = len(sink.read_text().splitlines()) if sink.exists() else 0
+print(f"\n{len(rows)} profiles, {accepted} accepted, {delivered} delivered by the relay to {sink}")
+print(f"results in {sys.argv[1]}/")
 PY
 exit "$failed"

@@ -1,26 +1,60 @@
-//! `relay`: watches the shared results volume and forwards positive verdicts
-//! to a notifier. Delivery lands with its own issue; until then this binary
-//! only checks its arguments and says so, so a deployment that wires it in
-//! fails loudly instead of silently dropping verdicts.
+//! `relay`: the thin shell. Settings from flags and env, logs per
+//! `LOG_FORMAT`, a current-thread runtime (one core's worth of work is
+//! plenty), and SIGTERM/SIGINT as the shutdown signal, linkerd2-proxy style.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-/// Watches a results directory and delivers accepted verdicts (not yet implemented).
-#[derive(Debug, Parser)]
-#[command(name = "relay", version, about)]
-struct Cli {
-    /// One expected result file.
-    #[arg(long = "result", env = "RESULT_PATH")]
-    result_path: Option<std::path::PathBuf>,
-    /// A directory of results.
-    #[arg(long = "watch-dir", env = "WATCH_DIR")]
-    watch_dir: Option<std::path::PathBuf>,
-}
+use relay::Exit;
+use relay::config::{ConfigError, Settings};
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    eprintln!("relay: delivery is not implemented yet in this version; nothing was watched");
-    ExitCode::from(2)
+    run().into()
+}
+
+fn run() -> Exit {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(ConfigError::Display(text)) => {
+            print!("{text}");
+            return Exit::Done;
+        }
+        Err(error) => {
+            eprintln!("relay: {error}");
+            return Exit::Usage;
+        }
+    };
+    shortlist_shared::logging::init(settings.log_format, "info");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("relay: cannot start the async runtime: {error}");
+            return Exit::Usage;
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = match shutdown_signal() {
+            Ok(signal) => signal,
+            Err(error) => {
+                eprintln!("relay: cannot install signal handlers: {error}");
+                return Exit::Usage;
+            }
+        };
+        relay::run(settings, shutdown).await
+    })
+}
+
+/// Completes on the first SIGTERM (the kubelet stopping a sidecar) or SIGINT (Ctrl-C).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "received"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "received"),
+        }
+    })
 }

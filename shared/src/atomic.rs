@@ -50,9 +50,12 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "result".into());
+    // 0644, not tempfile's 0600: in a pod the reader (the relay) may run as
+    // another user than the writer.
     let mut temp = tempfile::Builder::new()
         .prefix(&format!(".{file_name}."))
         .suffix(".tmp")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(&dir)
         .map_err(|source| WriteError::TempFile {
             path: path.to_path_buf(),
@@ -103,6 +106,14 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, vec!["result.json".to_string()]);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&target).unwrap().permissions(),
+        );
+        assert_eq!(
+            mode & 0o777,
+            0o644,
+            "readable by a relay running as another user"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod atomic;
 pub mod cli;
 pub mod duration;
+pub mod error;
 pub mod logging;
 pub mod profile;
 pub mod result;

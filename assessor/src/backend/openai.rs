@@ -41,6 +41,7 @@ use shortlist_shared::{BackendInfo, DecidedBy, Verdict};
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
 use crate::config::{ConfigError, Settings, StructuredOutput};
 use crate::verdict::{excerpt, parse_reply, reply_schema};
+use shortlist_shared::error::error_chain;
 use shortlist_shared::retry::{RetryDecision, RetryPolicy, parse_retry_after};
 
 /// The longest backoff between two attempts.
@@ -564,21 +565,6 @@ fn classify(error: OpenAIError) -> CallError {
         }
         other => CallError::Transport(other.to_string()),
     }
-}
-
-/// An error and its sources on one line ("error sending request: connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// `{base}/chat/completions` with any userinfo removed.

@@ -1,0 +1,93 @@
+//! The durable outbox: a record per (result, target) written atomically after
+//! the target answered 2xx (or the line was appended). On start, and before
+//! every delivery, a recorded pair is skipped, so a relay restarted after
+//! `kill -9` (a native sidecar is restarted by the kubelet; the `emptyDir`
+//! survives) never notifies twice, and resumes what it had not finished.
+//!
+//! Records live in a hidden directory beside the results (`.relay/` by
+//! default), named `<result file>.<target key>.delivered`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use shortlist_shared::atomic::{WriteError, write_atomic};
+
+/// What is recorded about one delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// The idempotency key the receiver saw.
+    pub webhook_id: String,
+    /// The target, as safe to log (no secrets).
+    pub target: String,
+    /// The HTTP status (0 for file and stdout targets).
+    pub status: u16,
+    /// Attempts it took.
+    pub attempts: u32,
+    /// When the delivery was confirmed, RFC 3339.
+    pub delivered_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    dir: PathBuf,
+}
+
+impl Outbox {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Outbox { dir: dir.into() }
+    }
+
+    fn record_path(&self, result_name: &str, target_key: &str) -> PathBuf {
+        self.dir
+            .join(format!("{result_name}.{target_key}.delivered"))
+    }
+
+    /// Whether this result was already delivered to this target.
+    pub fn is_delivered(&self, result_name: &str, target_key: &str) -> bool {
+        self.record_path(result_name, target_key).is_file()
+    }
+
+    /// Records a confirmed delivery, atomically and durably.
+    pub fn record(
+        &self,
+        result_name: &str,
+        target_key: &str,
+        record: &DeliveryRecord,
+    ) -> Result<(), WriteError> {
+        let mut bytes = serde_json::to_vec_pretty(record).expect("a record serialises");
+        bytes.push(b'\n');
+        write_atomic(&self.record_path(result_name, target_key), &bytes)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_survive_a_new_outbox_on_the_same_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(dir.path());
+        assert!(!outbox.is_delivered("r.json", "abc"));
+        let record = DeliveryRecord {
+            webhook_id: "msg_1".into(),
+            target: "https://example.test/hook".into(),
+            status: 200,
+            attempts: 2,
+            delivered_at: "2026-11-22T00:00:00Z".into(),
+        };
+        outbox.record("r.json", "abc", &record).unwrap();
+        let again = Outbox::new(dir.path());
+        assert!(again.is_delivered("r.json", "abc"));
+        assert!(!again.is_delivered("r.json", "def"));
+        let read: DeliveryRecord = serde_json::from_slice(
+            &std::fs::read(dir.path().join("r.json.abc.delivered")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(read, record);
+    }
+}
