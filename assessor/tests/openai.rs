@@ -884,3 +884,24 @@ fn support_formats_http_dates_as_imf_fixdate() {
     let t = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
     assert_eq!(fmt_http_date(t), "Tue, 29 Feb 2000 00:00:00 GMT");
 }
+
+/// Without any API key (a local Ollama or llama.cpp server), no
+/// `Authorization` header is sent at all, not an empty `Bearer `.
+#[tokio::test]
+async fn no_key_sends_no_authorization_header() {
+    let (server, out) = one_run(vec![], |e| {
+        e.remove("LLM_API_KEY")
+            .remove("LLM_API_KEY_FILE")
+            .remove("OPENAI_API_KEY")
+    })
+    .await;
+    assert_ok(&out, "accept", "llm");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(
+        reqs[0].header("authorization"),
+        None,
+        "{:?}",
+        reqs[0].header("authorization")
+    );
+}

@@ -91,17 +91,23 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub fn new(
+        needs_tls: bool,
         request_timeout: Duration,
         deadline: Duration,
         base_delay: Duration,
         signer: Option<Signer>,
         bearer: Option<Secret>,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(request_timeout)
             .connect_timeout(request_timeout.min(Duration::from_secs(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        if !needs_tls {
+            // No https target: skip loading the system's CA certificates
+            // (start-up time and resident memory of a sidecar that waits).
+            builder = builder.tls_certs_only(Vec::new());
+        }
+        let http = builder.build()?;
         Ok(Deliverer {
             http,
             policy: RetryPolicy {

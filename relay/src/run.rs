@@ -97,6 +97,7 @@ struct TaskDone {
 /// Runs the relay until its work is done or `shutdown` completes.
 pub async fn run(settings: Settings, shutdown: impl Future<Output = ()>) -> Exit {
     let deliverer = match Deliverer::new(
+        settings.targets.iter().any(Target::needs_tls),
         settings.request_timeout,
         settings.delivery_deadline,
         settings.retry_base_delay,

@@ -263,6 +263,16 @@ impl Target {
         digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
     }
 
+    /// Whether delivering to this target may need TLS (an https URL).
+    pub fn needs_tls(&self) -> bool {
+        match &self.kind {
+            Kind::Webhook(url) | Kind::Ntfy(url) | Kind::Slack(url) | Kind::Discord(url) => {
+                url.scheme() == "https"
+            }
+            Kind::File(_) | Kind::Stdout => false,
+        }
+    }
+
     /// The adapter and what it needs, for rendering.
     pub(super) fn adapter(&self) -> &Kind {
         &self.kind
@@ -694,5 +704,18 @@ mod tests {
                 .count()
                 <= 120
         );
+    }
+
+    #[test]
+    fn only_https_targets_need_tls() {
+        let targets = parse_targets(
+            "http://127.0.0.1:9/x,ntfy+http://127.0.0.1:9/t,file:///tmp/o.jsonl,stdout:",
+        )
+        .unwrap();
+        assert!(targets.iter().all(|t| !t.needs_tls()));
+        let targets =
+            parse_targets("slack+https://hooks.slack.test/services/a,https://example.test/h")
+                .unwrap();
+        assert!(targets.iter().all(|t| t.needs_tls()));
     }
 }
