@@ -877,14 +877,6 @@ async fn regex_mode_matches_the_whole_trimmed_reply() {
     assert_ok(&out, "accept", "regex");
 }
 
-#[test]
-fn support_formats_http_dates_as_imf_fixdate() {
-    let t = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777);
-    assert_eq!(fmt_http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
-    let t = std::time::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-    assert_eq!(fmt_http_date(t), "Tue, 29 Feb 2000 00:00:00 GMT");
-}
-
 /// Without any API key (a local Ollama or llama.cpp server), no
 /// `Authorization` header is sent at all, not an empty `Bearer `.
 #[tokio::test]

@@ -13,7 +13,8 @@ pub enum Exit {
     DeliveryFailed,
     /// 2: usage or configuration error.
     Usage,
-    /// 3: the expected results did not all arrive within RELAY_WAIT_TIMEOUT.
+    /// 3: the expected results did not all arrive (RELAY_WAIT_TIMEOUT ran out,
+    /// or a shutdown came first).
     WaitTimedOut,
     /// 4: a result file stayed unparsable for RELAY_SETTLE_TIMEOUT.
     InvalidResult,

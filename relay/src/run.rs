@@ -176,6 +176,10 @@ impl Relay {
             tokio::select! {
                 _ = &mut shutdown => {
                     tracing::info!("shutdown requested; stopping the watch and draining deliveries");
+                    if expect > 0 && self.decided() < expect {
+                        tracing::error!(expected = expect, received = self.decided(), "shut down before every expected result arrived");
+                        timed_out = true;
+                    }
                     break;
                 }
                 hint = watcher.next() => match hint {
@@ -384,10 +388,10 @@ impl Relay {
 
     /// Decides a parsed result: forward, or log and count.
     fn decide(&mut self, name: &str, result: AssessmentResult) {
-        let id = result
-            .id
-            .clone()
-            .unwrap_or_else(|| name.trim_end_matches(".json").to_string());
+        let id = match &result.id {
+            Some(id) if !id.trim().is_empty() => id.clone(),
+            _ => self.derived_id(name, &result),
+        };
         if result.effective_status() == Status::Error {
             let error = result.error.clone().flatten();
             tracing::warn!(
@@ -475,6 +479,27 @@ impl Relay {
         } else {
             self.pending
                 .insert(name.to_string(), Pending { remaining: spawned });
+        }
+    }
+
+    /// An id for a result that carries none (a minimal custom assessor's):
+    /// the assessor's own rule applied to the profile (`metadata.id`, else a
+    /// hash of it), so results for different profiles never share a
+    /// `webhook-id`; without any profile, the file name and a hash of the
+    /// result itself.
+    fn derived_id(&mut self, name: &str, result: &AssessmentResult) -> String {
+        let profile = match &result.profile {
+            Some(p) if !p.is_null() => Some(Arc::new(p.clone())),
+            _ => self.fallback_profile(),
+        };
+        match profile {
+            Some(profile) => shortlist_shared::profile::stable_id(&profile),
+            None => {
+                let canonical = serde_json::to_vec(result).unwrap_or_default();
+                let digest = Sha256::digest(&canonical);
+                let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                format!("{}-{hex}", name.trim_end_matches(".json"))
+            }
         }
     }
 
