@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The main job, end to end, on embedded defaults: no LLM server needed.
 #
-# Builds the release binaries, starts the relay watching out/demo/, then runs
-# the assessor over every profile in examples/profiles/ with the example brief
-# and rules (examples/config.json), writing one result per profile into
-# out/demo/. The relay delivers the accepted ones to a local sink
-# (out/notifications.jsonl) and exits once every result is handled; a summary
-# table is printed at the end.
+# Does all set-up first (build dependencies for llama.cpp, the demo model,
+# a release build), then starts the relay watching out/demo/, runs the
+# assessor over every profile in examples/profiles/ with the example brief and
+# rules (examples/config.json): the rules stage rejects what it can decide and
+# the embedded model (SmolLM2-135M-Instruct, run in-process by llama.cpp)
+# judges the rest. One result per profile lands in out/demo/; the relay
+# delivers the accepted ones to out/notifications.jsonl and exits once every
+# result is handled; a summary table is printed at the end. A second run
+# reuses the fetched model and the build.
 #
-# The judge here is the deterministic rules stage followed by the `fixed`
-# backend (it accepts whatever the rules let through), so the run needs no
-# model and no network. Point it at a real model with, for example:
+# The demo model is tiny (135M parameters): its judgement is weak. Use a
+# bigger GGUF with LLM_MODEL_PATH=/path/model.gguf, or a server with
 #   LLM_BACKEND=openai LLM_BASE_URL=http://localhost:11434/v1 LLM_MODEL=llama3.2 scripts/demo.sh
+# DEMO_PROFILE=dev builds the debug profile instead of release (CI uses it to
+# skip a second llama.cpp build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +24,18 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 2
 fi
 
-cargo build --release --locked -p assessor -p relay
-assessor=target/release/assessor
-relay=target/release/relay
+bash scripts/install-build-deps.sh
+export LLM_BACKEND="${LLM_BACKEND:-llama}"
+if [ "$LLM_BACKEND" = llama ] && [ -z "${LLM_MODEL_PATH:-}" ]; then
+  LLM_MODEL_PATH=$(bash scripts/fetch-model.sh)
+  export LLM_MODEL_PATH
+fi
+
+profile="${DEMO_PROFILE:-release}"
+cargo build --profile "$profile" --locked -p assessor -p relay
+dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
+assessor="target/$dir/assessor"
+relay="target/$dir/relay"
 out=out/demo
 sink="$PWD/out/notifications.jsonl"
 rm -rf "$out" "$sink"
@@ -36,7 +49,6 @@ WATCH_DIR="$out" RELAY_EXPECT="${#profiles[@]}" RELAY_WAIT_TIMEOUT=5m \
 relay_pid=$!
 trap 'kill "$relay_pid" 2>/dev/null || true' EXIT
 
-export LLM_BACKEND="${LLM_BACKEND:-fixed}"
 export LOG_FORMAT="${LOG_FORMAT:-plain}"
 export RUST_LOG="${RUST_LOG:-warn}"
 failed=0

@@ -30,6 +30,25 @@ pub enum BackendKind {
     Fixed,
     /// An external program: JSON on stdin, verdict JSON on stdout.
     Command,
+    /// A GGUF model run in-process by llama.cpp (LLM_MODEL_PATH): no server needed.
+    #[cfg(feature = "llama")]
+    Llama,
+}
+
+impl Default for BackendKind {
+    /// The embedded model when this build has it, else a server.
+    fn default() -> Self {
+        #[cfg(feature = "llama")]
+        return BackendKind::Llama;
+        #[cfg(not(feature = "llama"))]
+        return BackendKind::Openai;
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl BackendKind {
@@ -38,6 +57,8 @@ impl BackendKind {
             BackendKind::Openai => "openai",
             BackendKind::Fixed => "fixed",
             BackendKind::Command => "command",
+            #[cfg(feature = "llama")]
+            BackendKind::Llama => "llama",
         }
     }
 }
@@ -100,7 +121,7 @@ pub struct Cli {
         long = "backend",
         env = "LLM_BACKEND",
         value_enum,
-        default_value = "openai"
+        default_value_t = BackendKind::default()
     )]
     pub backend: BackendKind,
 
@@ -112,9 +133,22 @@ pub struct Cli {
     )]
     pub base_url: String,
 
-    /// The model name the server knows (required for the openai backend).
+    /// The model name the server knows (required for openai); for llama, a
+    /// .gguf file name looked up in CACHE_DIR.
     #[arg(long = "model", env = "LLM_MODEL")]
     pub model: Option<String>,
+
+    /// The GGUF model file for the llama backend.
+    #[arg(long = "model-path", env = "LLM_MODEL_PATH", value_name = "PATH")]
+    pub model_path: Option<PathBuf>,
+
+    /// CPU threads for the llama backend; default: the cores this process may use (cgroup-aware).
+    #[arg(long = "threads", env = "LLM_THREADS", value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
+    pub threads: Option<u32>,
+
+    /// Context size in tokens for the llama backend (prompt + reply).
+    #[arg(long = "context-size", env = "LLM_CONTEXT_SIZE", default_value = "2048", value_parser = clap::value_parser!(u32).range(256..=131072), value_name = "N")]
+    pub context_size: u32,
 
     /// API key sent as a Bearer token; OPENAI_API_KEY is used when unset.
     #[arg(
@@ -304,6 +338,9 @@ pub struct Settings {
     pub backend: BackendKind,
     pub base_url: String,
     pub model: Option<String>,
+    pub model_path: Option<PathBuf>,
+    pub threads: usize,
+    pub context_size: u32,
     pub api_key: Option<Secret>,
     pub criteria: Option<String>,
     pub rules: Rules,
@@ -517,6 +554,13 @@ impl Settings {
             backend: cli.backend,
             base_url,
             model,
+            model_path: cli.model_path,
+            threads: cli.threads.map(|t| t as usize).unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            }),
+            context_size: cli.context_size,
             api_key,
             criteria,
             rules,
@@ -545,6 +589,12 @@ impl Settings {
             BackendKind::Openai => self.model.clone(),
             BackendKind::Fixed => Some(self.fixed_verdict.as_str().to_string()),
             BackendKind::Command => self.command.as_ref().and_then(|c| c.first().cloned()),
+            #[cfg(feature = "llama")]
+            BackendKind::Llama => self
+                .model_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .or_else(|| self.model.clone()),
         }
     }
 }
@@ -624,9 +674,8 @@ fn resolve_relative(config_path: &Path, id: &str, value: String) -> String {
         }
     };
     match id {
-        "profile_path" | "result_path" | "cache_dir" | "api_key_file" | "criteria_file" => {
-            join(&value)
-        }
+        "profile_path" | "result_path" | "cache_dir" | "api_key_file" | "criteria_file"
+        | "model_path" => join(&value),
         "rules" => match value.strip_prefix('@') {
             Some(p) => format!("@{}", join(p)),
             None => value,

@@ -64,7 +64,7 @@ pub async fn run(settings: Settings) -> Exit {
         RulesOutcome::Pass { notes } => notes,
     };
 
-    let prompt = PromptBuilder {
+    let builder = PromptBuilder {
         criteria: settings.criteria.clone(),
         instructions: settings.system_prompt.clone(),
         style: if settings.positive_regex.is_some() {
@@ -73,17 +73,22 @@ pub async fn run(settings: Settings) -> Exit {
             ReplyStyle::Json
         },
         max_text_chars: settings.max_text_chars,
-    }
-    .build(&profile);
+        nonce_seed: settings.seed,
+    };
+    let prompt = builder.build(&profile);
     let request = JudgeRequest {
         profile: &profile,
         profile_value: &profile_value,
         prompt: &prompt,
+        builder: &builder,
         criteria: settings.criteria.as_deref(),
     };
     let judge_started = Instant::now();
     let (outcome, stats) = judge.judge(&request).await;
     assessment.time(judge_timing_key(settings.backend), judge_started);
+    for (stage, ms) in &stats.timings {
+        assessment.timings.insert(stage.to_string(), *ms);
+    }
     assessment.attempts = stats.attempts;
     assessment.usage = stats.usage;
 
@@ -124,6 +129,8 @@ pub async fn run(settings: Settings) -> Exit {
 fn judge_timing_key(kind: BackendKind) -> &'static str {
     match kind {
         BackendKind::Openai => "llm",
+        #[cfg(feature = "llama")]
+        BackendKind::Llama => "llm",
         BackendKind::Command => "command",
         BackendKind::Fixed => "fixed",
     }

@@ -45,6 +45,12 @@ pub struct PromptBuilder {
     pub instructions: Option<String>,
     pub style: ReplyStyle,
     pub max_text_chars: usize,
+    /// With `LLM_SEED` set, the nonce is derived from the seed and the
+    /// listing instead of drawn at random, so a seeded run is reproducible
+    /// end to end (an in-process model at temperature 0 then gives the very
+    /// same reply). The nonce stays unknown to whoever wrote the listing as
+    /// long as the seed is not public.
+    pub nonce_seed: Option<i64>,
 }
 
 const DEFAULT_INSTRUCTIONS: &str = "You screen property listings for a house hunter. Judge the listing in the user message against the house hunter's brief below, strictly and only on what the listing says.";
@@ -55,13 +61,27 @@ const NO_BRIEF: &str =
 impl PromptBuilder {
     /// Builds the messages for one profile, with a fresh nonce.
     pub fn build(&self, profile: &Profile) -> Prompt {
+        self.build_inner(profile, None)
+    }
+
+    /// Builds the messages again (e.g. with a smaller text budget), keeping
+    /// the nonce when the listing still does not contain it.
+    pub fn build_with_nonce(&self, profile: &Profile, nonce: &str) -> Prompt {
+        self.build_inner(profile, Some(nonce))
+    }
+
+    fn build_inner(&self, profile: &Profile, nonce: Option<&str>) -> Prompt {
         let (text, truncation_note) = truncate(&profile.text, self.max_text_chars);
         let body = listing_body(&text, profile);
-        let nonce = loop {
-            let candidate = random_nonce();
-            if !body.contains(&candidate) {
-                break candidate;
-            }
+        let nonce = match nonce {
+            Some(n) if !body.contains(n) => n.to_string(),
+            _ => (0u32..)
+                .map(|attempt| match self.nonce_seed {
+                    Some(seed) => seeded_nonce(seed, &body, attempt),
+                    None => random_nonce(),
+                })
+                .find(|candidate| !body.contains(candidate.as_str()))
+                .expect("some nonce is absent from the listing"),
         };
         let open = format!("<<<LISTING-{nonce}>>>");
         let close = format!("<<<END-LISTING-{nonce}>>>");
@@ -146,6 +166,16 @@ pub fn datamark(line: &str) -> String {
         .join(&DATAMARK.to_string())
 }
 
+fn seeded_nonce(seed: i64, body: &str, attempt: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(seed.to_le_bytes())
+        .chain_update(attempt.to_le_bytes())
+        .chain_update(body.as_bytes())
+        .finalize();
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 fn random_nonce() -> String {
     let bytes: [u8; 8] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -186,6 +216,7 @@ mod tests {
             instructions: None,
             style: ReplyStyle::Json,
             max_text_chars: 1000,
+            nonce_seed: None,
         }
     }
 
@@ -212,6 +243,21 @@ mod tests {
         let close = format!("<<<END-LISTING-{}>>>", a.nonce);
         let fake_at = a.user.find("0000000000000000").unwrap();
         assert!(fake_at < a.user.find(&close).unwrap());
+    }
+
+    #[test]
+    fn a_seed_makes_the_nonce_reproducible() {
+        let mut b = builder();
+        b.nonce_seed = Some(7);
+        let p = profile("Lovely flat");
+        assert_eq!(b.build(&p).nonce, b.build(&p).nonce);
+        assert_ne!(b.build(&p).nonce, b.build(&profile("Other flat")).nonce);
+        b.nonce_seed = Some(8);
+        assert_ne!(b.build(&p).nonce, {
+            let mut c = builder();
+            c.nonce_seed = Some(7);
+            c.build(&p).nonce
+        });
     }
 
     #[test]

@@ -242,7 +242,7 @@ async fn config_file_provides_settings() {
     let config = write_json(
         dir.path(),
         "config.json",
-        &json!({"LLM_MODEL": "file-model", "LLM_BASE_URL": server.base_url(), "LLM_RETRY_BASE_DELAY": "50ms"}),
+        &json!({"LLM_BACKEND": "openai", "LLM_MODEL": "file-model", "LLM_BASE_URL": server.base_url(), "LLM_RETRY_BASE_DELAY": "50ms"}),
     );
     let envs = Envs::new()
         .set("PROFILE_PATH", profile.to_str().unwrap())
@@ -281,7 +281,7 @@ async fn config_file_rules_as_an_object() {
     let config = write_json(
         dir.path(),
         "config.json",
-        &json!({"LLM_MODEL": "m", "LLM_BASE_URL": server.base_url(),
+        &json!({"LLM_BACKEND": "openai", "LLM_MODEL": "m", "LLM_BASE_URL": server.base_url(),
                 "ASSESSOR_RULES": {"price": {"max": 425000}}}),
     );
     let envs = Envs::new()

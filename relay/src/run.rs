@@ -461,8 +461,14 @@ impl Relay {
                         attempts: *attempts,
                         delivered_at: now_rfc3339(),
                     };
-                    if let Err(e) = outbox.record(&name, &target.key(), &record) {
-                        tracing::error!(file = %name, error = %e, "delivered, but the delivery record could not be written; a restart may deliver again (same webhook-id)");
+                    // Durable (two fsyncs), so off the loop's only thread: a
+                    // slow disk must not stall watching and other deliveries.
+                    let (record_name, key) = (name.clone(), target.key());
+                    let written = tokio::task::spawn_blocking(move || outbox.record(&record_name, &key, &record)).await;
+                    match written {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!(file = %name, error = %e, "delivered, but the delivery record could not be written; a restart may deliver again (same webhook-id)"),
+                        Err(e) => tracing::error!(file = %name, error = %e, "delivered, but recording it failed; a restart may deliver again (same webhook-id)"),
                     }
                 }
                 TaskDone {

@@ -47,8 +47,9 @@ pub struct DirWatcher {
     watcher: Option<RecommendedWatcher>,
     hints: mpsc::Receiver<Hint>,
     overflowed: Arc<AtomicBool>,
-    /// Set when the first poll tick must not wait (just switched to polling).
-    poll_now: bool,
+    /// The polling period's timer, created on the first poll (its first
+    /// tick is immediate: a rescan right after switching to polling).
+    ticker: Option<tokio::time::Interval>,
 }
 
 impl DirWatcher {
@@ -69,7 +70,7 @@ impl DirWatcher {
                     watcher: Some(watcher),
                     hints,
                     overflowed,
-                    poll_now: false,
+                    ticker: None,
                 }
             }
             Err(error) => {
@@ -94,7 +95,7 @@ impl DirWatcher {
             watcher: None,
             hints,
             overflowed,
-            poll_now: false,
+            ticker: None,
         }
     }
 
@@ -109,9 +110,14 @@ impl DirWatcher {
         }
         match self.mode {
             WatchMode::Poll(interval) => {
-                if !std::mem::take(&mut self.poll_now) {
-                    tokio::time::sleep(interval).await;
-                }
+                // A fixed period, whatever happened between two polls (an
+                // Interval, not a sleep restarted after each wake-up).
+                let ticker = self.ticker.get_or_insert_with(|| {
+                    let mut ticker = tokio::time::interval(interval);
+                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticker
+                });
+                ticker.tick().await;
                 Hint::Rescan
             }
             WatchMode::Inotify => match self.hints.recv().await {

@@ -142,7 +142,7 @@ impl Judge for CommandJudge {
                 outcome,
                 JudgeStats {
                     attempts: 1,
-                    usage: None,
+                    ..JudgeStats::default()
                 },
             )
         })

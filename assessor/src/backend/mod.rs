@@ -11,11 +11,14 @@ use std::time::Duration;
 use shortlist_shared::{BackendInfo, DecidedBy, Profile, Usage, Verdict};
 
 use crate::config::{BackendKind, Settings};
-use crate::prompt::Prompt;
+use crate::prompt::{Prompt, PromptBuilder};
 
 pub mod command;
 pub mod fixed;
+#[cfg(feature = "llama")]
+pub mod llama;
 pub mod openai;
+pub mod reply;
 
 /// What a backend judges.
 #[derive(Debug)]
@@ -23,6 +26,9 @@ pub struct JudgeRequest<'a> {
     pub profile: &'a Profile,
     pub profile_value: &'a serde_json::Value,
     pub prompt: &'a Prompt,
+    /// What built the prompt, for a backend that must rebuild it smaller
+    /// (an in-process model with a fixed context).
+    pub builder: &'a PromptBuilder,
     pub criteria: Option<&'a str>,
 }
 
@@ -36,12 +42,19 @@ pub struct Decision {
 }
 
 /// What a judgement cost, whatever its outcome.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct JudgeStats {
-    /// Requests made (HTTP requests, command runs), retries and repair included.
+    /// Requests made (HTTP requests, command runs, generations), retries and repair included.
     pub attempts: u32,
     /// Tokens, when the backend reports them.
     pub usage: Option<Usage>,
+    /// Stage timings a backend measures itself (model load, ...), added to `timings_ms`.
+    pub timings: Vec<(&'static str, u64)>,
+    /// Time spent evaluating prompts and generating, for the speeds in `usage`.
+    prompt_ms: f64,
+    generation_ms: f64,
+    speed_prompt_tokens: u64,
+    speed_completion_tokens: u64,
 }
 
 impl JudgeStats {
@@ -49,6 +62,34 @@ impl JudgeStats {
         let usage = self.usage.get_or_insert_with(Usage::default);
         usage.prompt_tokens += prompt_tokens;
         usage.completion_tokens += completion_tokens;
+    }
+
+    /// Records prompt-evaluation and generation work (in-process backends)
+    /// and keeps `usage`'s tokens-per-second figures up to date.
+    pub fn add_speed(
+        &mut self,
+        prompt_tokens: u64,
+        prompt_ms: f64,
+        completion_tokens: u64,
+        generation_ms: f64,
+    ) {
+        self.speed_prompt_tokens += prompt_tokens;
+        self.speed_completion_tokens += completion_tokens;
+        self.prompt_ms += prompt_ms;
+        self.generation_ms += generation_ms;
+        let per_second = |tokens: u64, ms: f64| {
+            (ms > 0.0).then(|| (tokens as f64 * 1000.0 / ms * 10.0).round() / 10.0)
+        };
+        let usage = self.usage.get_or_insert_with(Usage::default);
+        usage.prompt_tokens_per_second = per_second(self.speed_prompt_tokens, self.prompt_ms);
+        usage.generation_tokens_per_second =
+            per_second(self.speed_completion_tokens, self.generation_ms);
+        self.timings
+            .retain(|(k, _)| *k != "llm_prompt_eval" && *k != "llm_generation");
+        self.timings
+            .push(("llm_prompt_eval", self.prompt_ms.round() as u64));
+        self.timings
+            .push(("llm_generation", self.generation_ms.round() as u64));
     }
 }
 
@@ -76,6 +117,10 @@ pub enum JudgeError {
     Refused { detail: String },
     #[error("command {command:?} failed: {detail}")]
     CommandFailed { command: String, detail: String },
+    #[error("the model cannot be used: {detail}")]
+    ModelUnavailable { detail: String },
+    #[error("the prompt does not fit the model's context: {detail}")]
+    ContextOverflow { detail: String },
 }
 
 impl JudgeError {
@@ -89,6 +134,8 @@ impl JudgeError {
             JudgeError::ReplyTruncated { .. } => "reply_truncated",
             JudgeError::Refused { .. } => "refused",
             JudgeError::CommandFailed { .. } => "command_failed",
+            JudgeError::ModelUnavailable { .. } => "model_unavailable",
+            JudgeError::ContextOverflow { .. } => "context_overflow",
         }
     }
 }
@@ -111,5 +158,7 @@ pub fn from_settings(settings: &Settings) -> Result<Box<dyn Judge>, crate::confi
         BackendKind::Fixed => Box::new(fixed::FixedJudge::new(settings.fixed_verdict)),
         BackendKind::Command => Box::new(command::CommandJudge::from_settings(settings)),
         BackendKind::Openai => Box::new(openai::OpenAiJudge::from_settings(settings)?),
+        #[cfg(feature = "llama")]
+        BackendKind::Llama => Box::new(llama::LlamaJudge::from_settings(settings)?),
     })
 }

@@ -36,11 +36,12 @@ use async_openai::types::chat::{
 use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
-use shortlist_shared::{BackendInfo, DecidedBy, Verdict};
+use shortlist_shared::BackendInfo;
 
+use super::reply::interpret;
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
 use crate::config::{ConfigError, Settings, StructuredOutput};
-use crate::verdict::{excerpt, parse_reply, reply_schema};
+use crate::verdict::{excerpt, reply_schema};
 use shortlist_shared::error::error_chain;
 use shortlist_shared::retry::{RetryDecision, RetryPolicy, parse_retry_after};
 
@@ -134,12 +135,6 @@ struct WireUsage {
     prompt_tokens: u64,
     #[serde(default)]
     completion_tokens: u64,
-}
-
-/// Why a reply could not be used; decides the repair message and the error.
-enum ReplyProblem {
-    Invalid(String),
-    Truncated(String),
 }
 
 pub struct OpenAiJudge {
@@ -361,50 +356,6 @@ impl OpenAiJudge {
         }
     }
 
-    /// Turns a reply's content into a decision, or says what is wrong with it.
-    fn interpret(
-        &self,
-        content: &str,
-        finish_reason: Option<&str>,
-    ) -> Result<Decision, ReplyProblem> {
-        if let Some(regex) = &self.positive_regex {
-            let reply = content.trim();
-            let verdict = if regex.is_match(reply) {
-                Verdict::Accept
-            } else {
-                Verdict::Reject
-            };
-            return Ok(Decision {
-                verdict,
-                score: None,
-                reasons: vec![format!(
-                    "reply {} {} LLM_POSITIVE_RESPONSE_REGEX",
-                    excerpt(reply),
-                    if verdict == Verdict::Accept {
-                        "matches"
-                    } else {
-                        "does not match"
-                    }
-                )],
-                decided_by: DecidedBy::Regex,
-            });
-        }
-        if finish_reason == Some("length") {
-            return Err(ReplyProblem::Truncated(format!(
-                "finish_reason is \"length\" after {} tokens; reply so far: {}",
-                self.max_tokens,
-                excerpt(content.trim())
-            )));
-        }
-        let reply = parse_reply(content).map_err(ReplyProblem::Invalid)?;
-        Ok(Decision {
-            verdict: reply.verdict,
-            score: Some(reply.score),
-            reasons: reply.reasons,
-            decided_by: DecidedBy::Llm,
-        })
-    }
-
     async fn judge_inner(
         &self,
         request: &JudgeRequest<'_>,
@@ -454,17 +405,17 @@ impl OpenAiJudge {
                 });
             }
             let content = message.content.unwrap_or_default();
-            match self.interpret(&content, choice.finish_reason.as_deref()) {
+            let truncated = choice.finish_reason.as_deref() == Some("length");
+            match interpret(
+                &content,
+                truncated,
+                self.max_tokens,
+                self.positive_regex.as_ref(),
+            ) {
                 Ok(decision) => return Ok(decision),
                 Err(problem) if !repaired => {
                     repaired = true;
-                    let (what, hint) = match &problem {
-                        ReplyProblem::Invalid(detail) => (detail.clone(), ""),
-                        ReplyProblem::Truncated(detail) => {
-                            (detail.clone(), " Keep the reasons short.")
-                        }
-                    };
-                    tracing::warn!(problem = %what, "unusable reply; sending one repair request");
+                    tracing::warn!(problem = ?problem, "unusable reply; sending one repair request");
                     messages.push(
                         ChatCompletionRequestAssistantMessageArgs::default()
                             .content(content)
@@ -475,20 +426,10 @@ impl OpenAiJudge {
                             .into(),
                     );
                     messages.push(
-                        ChatCompletionRequestUserMessage::from(format!(
-                            "Your reply could not be used: {what}. Reply again with only one JSON object of the form \
-                             {{\"verdict\": \"accept\" or \"reject\", \"score\": a number from 0 to 1, \"reasons\": [short strings]}} \
-                             and nothing else.{hint}"
-                        ))
-                        .into(),
+                        ChatCompletionRequestUserMessage::from(problem.repair_message()).into(),
                     );
                 }
-                Err(ReplyProblem::Invalid(detail)) => {
-                    return Err(JudgeError::ReplyInvalid { detail });
-                }
-                Err(ReplyProblem::Truncated(detail)) => {
-                    return Err(JudgeError::ReplyTruncated { detail });
-                }
+                Err(problem) => return Err(problem.into_error()),
             }
         }
     }

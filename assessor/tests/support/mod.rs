@@ -577,6 +577,7 @@ pub fn llm_env(server: &FakeOpenAi, dir: &Path, profile: &Path) -> Envs {
     Envs::new()
         .set("PROFILE_PATH", profile.to_str().unwrap())
         .set("RESULT_PATH", dir.join("result.json").to_str().unwrap())
+        .set("LLM_BACKEND", "openai")
         .set("LLM_BASE_URL", server.base_url())
         .set("LLM_MODEL", "test-model")
         .set("LLM_API_KEY", TEST_KEY)
@@ -702,9 +703,16 @@ pub fn assert_complete_result(r: &Value) {
     assert!(rfc3339.is_match(at), "assessed_at is not RFC 3339: {at:?}");
     assert!(r["timings_ms"]["total"].is_u64(), "timings_ms.total: {r}");
     assert!(r["backend"]["kind"].is_string(), "backend.kind: {r}");
-    // `score` and `decided_by` may be absent: the shared type omits nulls.
+    // Our assessor writes every field, `null` where there is no value.
     for key in [
-        "verdict", "reasons", "usage", "attempts", "error", "profile",
+        "verdict",
+        "score",
+        "decided_by",
+        "reasons",
+        "usage",
+        "attempts",
+        "error",
+        "profile",
     ] {
         assert!(r.get(key).is_some(), "result lacks field {key:?}: {r}");
     }

