@@ -6,6 +6,7 @@ use regex::Regex;
 use shortlist_shared::{DecidedBy, Verdict};
 
 use super::{Decision, JudgeError};
+use crate::prompt::DATAMARK;
 use crate::verdict::{excerpt, parse_reply};
 
 /// Why a reply could not be used.
@@ -80,7 +81,12 @@ pub fn interpret(
     Ok(Decision {
         verdict: reply.verdict,
         score: Some(reply.score),
-        reasons: reply.reasons,
+        // Models quote the datamarked listing back; show it as plain text.
+        reasons: reply
+            .reasons
+            .into_iter()
+            .map(|r| r.replace(DATAMARK, " "))
+            .collect(),
         decided_by: DecidedBy::Llm,
     })
 }
@@ -129,5 +135,17 @@ mod tests {
                 .repair_message()
                 .contains("Keep the reasons short")
         );
+    }
+
+    #[test]
+    fn datamarks_quoted_back_are_undone_in_reasons() {
+        let d = interpret(
+            r#"{"verdict":"accept","score":0.5,"reasons":["twoˆbedroomˆflat"]}"#,
+            false,
+            5,
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.reasons, vec!["two bedroom flat".to_string()]);
     }
 }
