@@ -484,14 +484,27 @@ impl LlamaJudge {
     }
 }
 
-/// The GBNF grammar of a verdict, from its JSON Schema, with bounds that keep
-/// a small model from rambling into the token limit.
+/// The GBNF grammar of a verdict, from its JSON Schema, tightened for a
+/// local model:
+/// - properties in the order the prompt asks for (verdict, score, reasons):
+///   llama.cpp keeps the schema's key order, and serde_json would sort it;
+/// - the score as one of 0, 0.05, ..., 1: llama.cpp's converter bounds only
+///   integers, and small models otherwise write `"score": 2`;
+/// - at most two reasons of 80 characters, so the reply fits the token limit.
 fn verdict_grammar() -> Result<String, String> {
-    let mut schema = reply_schema();
-    schema["properties"]["reasons"]["maxItems"] = json!(2);
-    schema["properties"]["reasons"]["minItems"] = json!(1);
-    schema["properties"]["reasons"]["items"]["maxLength"] = json!(80);
-    llama_cpp_2::json_schema_to_grammar(&schema.to_string())
+    let scores: Vec<serde_json::Value> = (0..=20)
+        .map(|i| match i {
+            0 => json!(0),
+            20 => json!(1),
+            i => json!((i as f64) / 20.0),
+        })
+        .collect();
+    let verdict = reply_schema()["properties"]["verdict"].to_string();
+    let schema = format!(
+        r#"{{"type":"object","properties":{{"verdict":{verdict},"score":{{"enum":{scores}}},"reasons":{{"type":"array","items":{{"type":"string","maxLength":80}},"minItems":1,"maxItems":2}}}},"required":["verdict","score","reasons"],"additionalProperties":false}}"#,
+        scores = serde_json::Value::Array(scores),
+    );
+    llama_cpp_2::json_schema_to_grammar(&schema)
         .map_err(|e| format!("cannot turn the verdict schema into a grammar: {e}"))
 }
 
@@ -513,5 +526,27 @@ impl Judge for LlamaJudge {
             let outcome = self.judge_blocking(request, &mut stats);
             (outcome, stats)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grammar_orders_keys_as_the_prompt_and_bounds_the_score() {
+        let grammar = verdict_grammar().unwrap();
+        let root = grammar.lines().find(|l| l.starts_with("root ::=")).unwrap();
+        let (v, s, r) = (
+            root.find("verdict").unwrap(),
+            root.find("score").unwrap(),
+            root.find("reasons").unwrap(),
+        );
+        assert!(v < s && s < r, "{root}");
+        assert!(grammar.contains("0.95"), "{grammar}");
+        assert!(
+            !grammar.contains("integral-part"),
+            "no free-form numbers:\n{grammar}"
+        );
     }
 }
