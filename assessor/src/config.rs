@@ -18,6 +18,9 @@ use shortlist_shared::Verdict;
 use shortlist_shared::duration::parse_duration;
 use shortlist_shared::logging::LogFormat;
 
+use crate::caption::CaptionSettings;
+use crate::caption::fetch::FetchSettings;
+use crate::caption::guard::AddressPolicy;
 use crate::rules::Rules;
 use crate::secret::Secret;
 
@@ -75,6 +78,15 @@ pub enum StructuredOutput {
     JsonObject,
     /// No `response_format`; the schema is in the instructions only.
     None,
+}
+
+/// Whether and how the profile's images are captioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptionBackend {
+    /// No captions stage.
+    None,
+    /// An OpenAI-compatible server with a vision model.
+    Openai,
 }
 
 /// The fixed backend's verdict.
@@ -264,6 +276,96 @@ pub struct Cli {
     #[arg(long = "command-timeout", env = "COMMAND_TIMEOUT", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
     pub command_timeout: Duration,
 
+    /// Caption the profile's images with a vision model before judging (`openai`), or not (`none`).
+    #[arg(
+        long = "caption-backend",
+        env = "CAPTION_BACKEND",
+        value_enum,
+        default_value = "none"
+    )]
+    pub caption_backend: CaptionBackend,
+
+    /// The vision server's base URL; default: LLM_BASE_URL.
+    #[arg(
+        long = "caption-base-url",
+        env = "CAPTION_BASE_URL",
+        value_name = "URL"
+    )]
+    pub caption_base_url: Option<String>,
+
+    /// The vision model; default: LLM_MODEL when LLM_BACKEND=openai.
+    #[arg(long = "caption-model", env = "CAPTION_MODEL", value_name = "NAME")]
+    pub caption_model: Option<String>,
+
+    /// API key for the vision server; default: the judge's key, only when the server is the judge's.
+    #[arg(
+        long = "caption-api-key",
+        env = "CAPTION_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub caption_api_key: Option<String>,
+
+    /// A file holding the vision server's API key.
+    #[arg(
+        long = "caption-api-key-file",
+        env = "CAPTION_API_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub caption_api_key_file: Option<PathBuf>,
+
+    /// The instruction sent with each image; the default asks what a buyer cares about.
+    #[arg(long = "caption-prompt", env = "CAPTION_PROMPT", value_name = "TEXT")]
+    pub caption_prompt: Option<String>,
+
+    /// Most tokens per caption.
+    #[arg(long = "caption-max-tokens", env = "CAPTION_MAX_TOKENS", default_value = "200", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub caption_max_tokens: u32,
+
+    /// Time limit of one vision request (retries follow LLM_MAX_ATTEMPTS).
+    #[arg(long = "caption-timeout", env = "CAPTION_TIMEOUT", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub caption_timeout: Duration,
+
+    /// Images captioned at once.
+    #[arg(long = "caption-concurrency", env = "CAPTION_CONCURRENCY", default_value = "8", value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
+    pub caption_concurrency: u32,
+
+    /// Images captioned per profile; the rest are recorded as too_many_images.
+    #[arg(long = "caption-max-images", env = "CAPTION_MAX_IMAGES", default_value = "8", value_parser = clap::value_parser!(u32).range(0..=256), value_name = "N")]
+    pub caption_max_images: u32,
+
+    /// Largest image accepted (10MiB, 512KiB, or bytes).
+    #[arg(long = "caption-max-image-bytes", env = "CAPTION_MAX_IMAGE_BYTES", default_value = "10MiB", value_parser = shortlist_shared::size::parse_size, value_name = "SIZE")]
+    pub caption_max_image_bytes: u64,
+
+    /// Time limit of one image fetch, redirects and body included.
+    #[arg(long = "caption-fetch-timeout", env = "CAPTION_FETCH_TIMEOUT", value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub caption_fetch_timeout: Duration,
+
+    /// Redirects followed per image fetch; each hop is checked again.
+    #[arg(long = "caption-max-redirects", env = "CAPTION_MAX_REDIRECTS", default_value = "3", value_parser = clap::value_parser!(u32).range(0..=20), value_name = "N")]
+    pub caption_max_redirects: u32,
+
+    /// Also fetch plain http:// image URLs.
+    #[arg(long = "caption-allow-http", env = "CAPTION_ALLOW_HTTP", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", value_name = "BOOL")]
+    pub caption_allow_http: bool,
+
+    /// Fetch images from any address, the pod's own network included (turns the SSRF guard off).
+    #[arg(long = "caption-allow-private", env = "CAPTION_ALLOW_PRIVATE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", value_name = "BOOL")]
+    pub caption_allow_private: bool,
+
+    /// Exceptions to the SSRF guard: host names, *.suffixes, IPs or CIDRs, comma-separated.
+    #[arg(
+        long = "caption-allow-hosts",
+        env = "CAPTION_ALLOW_HOSTS",
+        value_name = "LIST"
+    )]
+    pub caption_allow_hosts: Option<String>,
+
+    /// Fail the assessment (exit 4) when any image cannot be captioned.
+    #[arg(long = "caption-required", env = "CAPTION_REQUIRED", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", value_name = "BOOL")]
+    pub caption_required: bool,
+
     /// Log format; json by default when stdout is not a terminal. RUST_LOG sets the filter.
     #[arg(long = "log-format", env = "LOG_FORMAT", value_parser = parse_log_format, value_name = "json|plain")]
     pub log_format: Option<LogFormat>,
@@ -360,6 +462,8 @@ pub struct Settings {
     pub command: Option<Vec<String>>,
     pub command_timeout: Duration,
     pub log_format: Option<LogFormat>,
+    /// The captions stage, when on.
+    pub caption: Option<CaptionSettings>,
 }
 
 impl Settings {
@@ -404,11 +508,11 @@ impl Settings {
     }
 
     fn validate(cli: Cli) -> Result<Settings, ConfigError> {
-        let profile_path = cli.profile_path.ok_or(ConfigError::Missing {
+        let profile_path = cli.profile_path.clone().ok_or(ConfigError::Missing {
             variable: "PROFILE_PATH",
             why: "(the profile file to judge, or - for stdin)",
         })?;
-        let result_path = cli.result_path.filter(|p| p.as_os_str() != "-");
+        let result_path = cli.result_path.clone().filter(|p| p.as_os_str() != "-");
 
         let api_key = match (&cli.api_key, &cli.api_key_file, &cli.openai_api_key) {
             (Some(k), _, _) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
@@ -424,6 +528,11 @@ impl Settings {
             }
             (_, _, Some(k)) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
             _ => None,
+        };
+
+        let caption = match cli.caption_backend {
+            CaptionBackend::None => None,
+            CaptionBackend::Openai => Some(caption_settings(&cli, api_key.as_ref())?),
         };
 
         let criteria = match (cli.criteria, &cli.criteria_file) {
@@ -476,19 +585,7 @@ impl Settings {
                     why: "for LLM_BACKEND=openai (the model name the server knows, e.g. gpt-4o-mini or llama3.2)",
                 });
             }
-            let parsed = reqwest::Url::parse(&base_url).map_err(|e| ConfigError::Invalid {
-                variable: "LLM_BASE_URL",
-                value: base_url.clone(),
-                message: format!("expected an http(s) URL such as http://localhost:11434/v1 ({e})"),
-            })?;
-            if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(ConfigError::Invalid {
-                    variable: "LLM_BASE_URL",
-                    value: base_url,
-                    message: "expected an http or https URL".into(),
-                });
-            }
-            base_url = parsed.as_str().trim_end_matches('/').to_string();
+            base_url = parse_base_url("LLM_BASE_URL", &base_url)?;
         }
 
         let command = match (cli.backend, cli.command.as_deref()) {
@@ -537,6 +634,8 @@ impl Settings {
             ("LLM_TIMEOUT", cli.timeout),
             ("LLM_CONNECT_TIMEOUT", cli.connect_timeout),
             ("COMMAND_TIMEOUT", cli.command_timeout),
+            ("CAPTION_TIMEOUT", cli.caption_timeout),
+            ("CAPTION_FETCH_TIMEOUT", cli.caption_fetch_timeout),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::Invalid {
@@ -580,6 +679,7 @@ impl Settings {
             command,
             command_timeout: cli.command_timeout,
             log_format: cli.log_format,
+            caption,
         })
     }
 
@@ -597,6 +697,109 @@ impl Settings {
                 .or_else(|| self.model.clone()),
         }
     }
+}
+
+/// An http(s) base URL without its trailing slash.
+fn parse_base_url(variable: &'static str, value: &str) -> Result<String, ConfigError> {
+    let parsed = reqwest::Url::parse(value).map_err(|e| ConfigError::Invalid {
+        variable,
+        value: value.to_string(),
+        message: format!("expected an http(s) URL such as http://localhost:11434/v1 ({e})"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ConfigError::Invalid {
+            variable,
+            value: value.to_string(),
+            message: "expected an http or https URL".into(),
+        });
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
+/// The captions stage's settings. The judge's server, model and key are the
+/// defaults, but the key only goes to the judge's own server: a vision
+/// server elsewhere gets `CAPTION_API_KEY` or nothing.
+fn caption_settings(cli: &Cli, judge_key: Option<&Secret>) -> Result<CaptionSettings, ConfigError> {
+    let judge_url = parse_base_url("LLM_BASE_URL", cli.base_url.trim().trim_end_matches('/'))?;
+    let judge_model = cli
+        .model
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    let base_url = match cli.caption_base_url.as_deref().map(str::trim) {
+        Some(url) if !url.is_empty() => {
+            parse_base_url("CAPTION_BASE_URL", url.trim_end_matches('/'))?
+        }
+        _ => judge_url.clone(),
+    };
+    let model = match cli.caption_model.as_deref().map(str::trim) {
+        Some(m) if !m.is_empty() => m.to_string(),
+        _ => match (cli.backend, judge_model) {
+            (BackendKind::Openai, Some(m)) => m.to_string(),
+            _ => {
+                return Err(ConfigError::Missing {
+                    variable: "CAPTION_MODEL",
+                    why: "for CAPTION_BACKEND=openai (a vision model the server knows, e.g. gpt-4o-mini, llava or qwen2.5vl)",
+                });
+            }
+        },
+    };
+    let api_key = match (&cli.caption_api_key, &cli.caption_api_key_file) {
+        (Some(k), _) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
+        (_, Some(path)) => {
+            let key =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::FileUnreadable {
+                    variable: "CAPTION_API_KEY_FILE",
+                    path: path.clone(),
+                    source,
+                })?;
+            Some(Secret::new(key.trim()))
+        }
+        _ if base_url == judge_url => judge_key.cloned(),
+        _ => None,
+    };
+    let policy = AddressPolicy::parse(
+        cli.caption_allow_hosts.as_deref().unwrap_or(""),
+        cli.caption_allow_private,
+    )
+    .map_err(|message| ConfigError::Invalid {
+        variable: "CAPTION_ALLOW_HOSTS",
+        value: cli.caption_allow_hosts.clone().unwrap_or_default(),
+        message,
+    })?;
+    if cli.caption_max_image_bytes == 0 {
+        return Err(ConfigError::Invalid {
+            variable: "CAPTION_MAX_IMAGE_BYTES",
+            value: "0".into(),
+            message: "must be more than zero".into(),
+        });
+    }
+    Ok(CaptionSettings {
+        base_url,
+        model,
+        api_key,
+        prompt: cli
+            .caption_prompt
+            .clone()
+            .filter(|p| !p.trim().is_empty())
+            .unwrap_or_else(|| crate::caption::DEFAULT_PROMPT.to_string()),
+        max_tokens: cli.caption_max_tokens,
+        timeout: cli.caption_timeout,
+        connect_timeout: cli.connect_timeout,
+        concurrency: cli.caption_concurrency as usize,
+        max_images: cli.caption_max_images as usize,
+        required: cli.caption_required,
+        fetch: FetchSettings {
+            policy,
+            allow_http: cli.caption_allow_http,
+            max_bytes: cli.caption_max_image_bytes,
+            max_redirects: cli.caption_max_redirects,
+            timeout: cli.caption_fetch_timeout,
+        },
+        max_attempts: cli.max_attempts,
+        retry_base_delay: cli.retry_base_delay,
+        deadline: cli.deadline,
+    })
 }
 
 /// Reads `CONFIG_PATH` into `(arg id, value)` pairs. Keys are matched against
@@ -674,8 +877,13 @@ fn resolve_relative(config_path: &Path, id: &str, value: String) -> String {
         }
     };
     match id {
-        "profile_path" | "result_path" | "cache_dir" | "api_key_file" | "criteria_file"
-        | "model_path" => join(&value),
+        "profile_path"
+        | "result_path"
+        | "cache_dir"
+        | "api_key_file"
+        | "criteria_file"
+        | "model_path"
+        | "caption_api_key_file" => join(&value),
         "rules" => match value.strip_prefix('@') {
             Some(p) => format!("@{}", join(p)),
             None => value,

@@ -1,5 +1,5 @@
-//! The assessment pipeline: read the profile, run the rules, ask the judge,
-//! write the result. Every failure after start-up still produces a result
+//! The assessment pipeline: read the profile, run the rules, caption the
+//! images (when configured), ask the judge, write the result. Every failure after start-up still produces a result
 //! with `status: "error"` and a specific `error.kind`, and maps to an exit
 //! code ([`Exit`]).
 
@@ -11,11 +11,12 @@ use serde_json::Value;
 use shortlist_shared::profile::{MAX_PROFILE_BYTES, source_name, stable_id};
 use shortlist_shared::result::now_rfc3339;
 use shortlist_shared::{
-    AssessmentResult, BackendInfo, DecidedBy, ErrorInfo, Profile, ProfileError, RESULT_SCHEMA_ID,
-    Status, Verdict,
+    AssessmentResult, BackendInfo, CaptionRecord, DecidedBy, ErrorInfo, Profile, ProfileError,
+    RESULT_SCHEMA_ID, Status, Verdict,
 };
 
 use crate::backend::{self, JudgeRequest};
+use crate::caption::Captioner;
 use crate::config::{BackendKind, Settings};
 use crate::exit::Exit;
 use crate::output::{print_stdout, render, write_result};
@@ -26,6 +27,18 @@ use crate::rules::RulesOutcome;
 pub async fn run(settings: Settings) -> Exit {
     let judge = match backend::from_settings(&settings) {
         Ok(judge) => judge,
+        Err(error) => {
+            eprintln!("assessor: {error}");
+            return Exit::Usage;
+        }
+    };
+    let captioner = match settings
+        .caption
+        .as_ref()
+        .map(|c| Captioner::new(c, settings.cache_dir.as_deref()))
+        .transpose()
+    {
+        Ok(captioner) => captioner,
         Err(error) => {
             eprintln!("assessor: {error}");
             return Exit::Usage;
@@ -64,6 +77,42 @@ pub async fn run(settings: Settings) -> Exit {
         RulesOutcome::Pass { notes } => notes,
     };
 
+    let mut captions = Vec::new();
+    if let Some(captioner) = &captioner {
+        let captions_started = Instant::now();
+        let outcome = captioner
+            .run(profile.images(), &profile_dir(&settings.profile_path))
+            .await;
+        assessment.time("captions", captions_started);
+        assessment.add_usage(outcome.usage);
+        captions = outcome.captions();
+        let failures: Vec<String> = outcome
+            .failures()
+            .map(|r| {
+                let error = r.error.as_ref().expect("failures have errors");
+                format!("{} ({}: {})", r.image, error.kind, error.message)
+            })
+            .collect();
+        tracing::info!(
+            %id,
+            images = outcome.records.len(),
+            captioned = captions.len(),
+            failed = failures.len(),
+            "captions stage done"
+        );
+        assessment.captions = Some(outcome.records);
+        if captioner.required && !failures.is_empty() {
+            let message = format!(
+                "{} of the profile's images could not be captioned and CAPTION_REQUIRED=true: {}",
+                failures.len(),
+                failures.join("; ")
+            );
+            tracing::error!(%id, "{message}");
+            let result = assessment.error(Some(profile_value), "captions_failed", message, started);
+            return finish(&settings, result, Exit::BackendFailed);
+        }
+    }
+
     let builder = PromptBuilder {
         criteria: settings.criteria.clone(),
         instructions: settings.system_prompt.clone(),
@@ -75,13 +124,14 @@ pub async fn run(settings: Settings) -> Exit {
         max_text_chars: settings.max_text_chars,
         nonce_seed: settings.seed,
     };
-    let prompt = builder.build(&profile);
+    let prompt = builder.build(&profile, &captions);
     let request = JudgeRequest {
         profile: &profile,
         profile_value: &profile_value,
         prompt: &prompt,
         builder: &builder,
         criteria: settings.criteria.as_deref(),
+        captions: &captions,
     };
     let judge_started = Instant::now();
     let (outcome, stats) = judge.judge(&request).await;
@@ -90,7 +140,7 @@ pub async fn run(settings: Settings) -> Exit {
         assessment.timings.insert(stage.to_string(), *ms);
     }
     assessment.attempts = stats.attempts;
-    assessment.usage = stats.usage;
+    assessment.add_usage(stats.usage);
 
     match outcome {
         Ok(decision) => {
@@ -136,6 +186,17 @@ fn judge_timing_key(kind: BackendKind) -> &'static str {
     }
 }
 
+/// The directory local image paths are relative to: the profile file's, or
+/// the working directory for a profile read from stdin.
+fn profile_dir(profile_path: &std::path::Path) -> std::path::PathBuf {
+    match profile_path.parent() {
+        Some(dir) if profile_path.as_os_str() != "-" && !dir.as_os_str().is_empty() => {
+            dir.to_path_buf()
+        }
+        _ => std::path::PathBuf::from("."),
+    }
+}
+
 /// Reads the profile from a file or, for `-`, from stdin.
 fn read_profile(path: &std::path::Path) -> Result<(Profile, Value), ProfileError> {
     if path.as_os_str() != "-" {
@@ -175,6 +236,7 @@ struct Assessment {
     timings: BTreeMap<String, u64>,
     attempts: u32,
     usage: Option<shortlist_shared::Usage>,
+    captions: Option<Vec<CaptionRecord>>,
 }
 
 impl Assessment {
@@ -184,6 +246,26 @@ impl Assessment {
             timings: BTreeMap::new(),
             attempts: 0,
             usage: None,
+            captions: None,
+        }
+    }
+
+    /// Adds a stage's tokens (the vision requests', the judge's); the judge's
+    /// speed figures are kept as it reported them.
+    fn add_usage(&mut self, usage: Option<shortlist_shared::Usage>) {
+        let Some(usage) = usage else { return };
+        match &mut self.usage {
+            None => self.usage = Some(usage),
+            Some(total) => {
+                total.prompt_tokens += usage.prompt_tokens;
+                total.completion_tokens += usage.completion_tokens;
+                total.prompt_tokens_per_second = usage
+                    .prompt_tokens_per_second
+                    .or(total.prompt_tokens_per_second);
+                total.generation_tokens_per_second = usage
+                    .generation_tokens_per_second
+                    .or(total.generation_tokens_per_second);
+            }
         }
     }
 
@@ -206,6 +288,7 @@ impl Assessment {
             backend: Some(self.backend.clone()),
             usage: Some(self.usage),
             timings_ms: Some(self.timings.clone()),
+            captions: self.captions.clone(),
             attempts: Some(self.attempts),
             error: Some(None),
             assessor: Some(crate::assessor_info()),

@@ -17,9 +17,10 @@ pub mod result;
 pub mod retry;
 pub mod schema;
 pub mod secret;
+pub mod size;
 
 pub use profile::{Profile, ProfileError};
 pub use result::{
-    AssessmentResult, AssessorInfo, BackendInfo, DecidedBy, ErrorInfo, RESULT_SCHEMA_ID, Status,
-    Usage, Verdict,
+    AssessmentResult, AssessorInfo, BackendInfo, CaptionRecord, DecidedBy, ErrorInfo,
+    RESULT_SCHEMA_ID, Status, Usage, Verdict,
 };

@@ -88,6 +88,24 @@ pub struct ErrorInfo {
     pub message: String,
 }
 
+/// One image of the profile as the captions stage saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CaptionRecord {
+    /// The source as the profile wrote it, with `data:` URIs shortened and
+    /// any `user:password@` removed.
+    pub image: String,
+    /// What the vision model saw; `null` when the image failed.
+    pub caption: Option<String>,
+    /// Whether the caption came from `CACHE_DIR` instead of a request.
+    pub cached: bool,
+    /// Why this image has no caption (`image_refused`, `not_an_image`,
+    /// `image_too_large`, `caption_failed`, ...); `null` when it has one.
+    pub error: Option<ErrorInfo>,
+    /// Wall time spent on this image (load + caption), in milliseconds.
+    #[serde(default)]
+    pub ms: u64,
+}
+
 /// The program that wrote the result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AssessorInfo {
@@ -136,6 +154,10 @@ pub struct AssessmentResult {
     /// Wall time per stage in milliseconds: `total`, `rules`, `llm`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings_ms: Option<BTreeMap<String, u64>>,
+    /// The profile's images, described by the captions stage, in profile
+    /// order; absent when the stage is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captions: Option<Vec<CaptionRecord>>,
     /// Backend requests made, including retries and the repair request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,

@@ -295,7 +295,7 @@ impl LlamaJudge {
             budget = ((chars as f64) * (room as f64 / tokens as f64) * 0.9) as usize;
             let mut builder = request.builder.clone();
             builder.max_text_chars = budget.max(100);
-            prompt = builder.build_with_nonce(request.profile, &prompt.nonce);
+            prompt = builder.build_with_nonce(request.profile, request.captions, &prompt.nonce);
             messages = vec![
                 ("system", prompt.system.clone()),
                 ("user", prompt.user.clone()),

@@ -13,6 +13,7 @@ use shortlist_shared::{BackendInfo, DecidedBy, Profile, Usage, Verdict};
 use crate::config::{BackendKind, Settings};
 use crate::prompt::{Prompt, PromptBuilder};
 
+pub mod chat_http;
 pub mod command;
 pub mod fixed;
 #[cfg(feature = "llama")]
@@ -30,6 +31,9 @@ pub struct JudgeRequest<'a> {
     /// (an in-process model with a fixed context).
     pub builder: &'a PromptBuilder,
     pub criteria: Option<&'a str>,
+    /// Captions of the profile's photos (successful ones, in order), already
+    /// inside `prompt`; kept for a backend that rebuilds it.
+    pub captions: &'a [String],
 }
 
 /// A backend's decision.

@@ -2,18 +2,8 @@
 //! (OpenAI, vLLM, Ollama `/v1`, llama.cpp's server, llama-cpp-python, LM
 //! Studio).
 //!
-//! Built on async-openai: its config (base URL, Bearer key), its request
-//! types and its request pipeline, with two deliberate seams:
-//! - the transport is our own tower service over our own reqwest client
-//!   (connect and request timeouts; async-openai's default client has none),
-//!   which turns every non-2xx answer into an [`HttpStatusError`] carrying the
-//!   status, `Retry-After` and body — async-openai's own error mapping drops
-//!   the status of non-JSON 4xx bodies and all headers, and both decide
-//!   whether to retry or fall back;
-//! - requests and replies go through its "bring your own types" path, because
-//!   the `json_object` + `schema` form that llama-cpp-python needs has no
-//!   typed equivalent, and replies from small servers omit fields its typed
-//!   response requires.
+//! Built on async-openai through [`ChatHttp`] (our transport keeps the HTTP
+//! status and `Retry-After` of every failure).
 //!
 //! Structured output is negotiated: `json_schema` (strict) first; a server
 //! that refuses it (400/422, or llama-cpp-python's 500 "Input should be
@@ -22,28 +12,24 @@
 //! reply is validated locally; one repair request follows an unusable reply.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use async_openai::Client;
-use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
-use async_openai::middleware::HttpRequestFactory;
 use async_openai::types::chat::{
     ChatCompletionRequestAssistantMessageArgs, ChatCompletionRequestMessage,
     ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
     CreateChatCompletionRequestArgs, ResponseFormat, ResponseFormatJsonSchema,
 };
 use regex::Regex;
-use serde::Deserialize;
 use serde_json::Value;
 use shortlist_shared::BackendInfo;
 
+use super::chat_http::{CallError, ChatHttp};
 use super::reply::interpret;
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
 use crate::config::{ConfigError, Settings, StructuredOutput};
 use crate::verdict::{excerpt, reply_schema};
-use shortlist_shared::error::error_chain;
-use shortlist_shared::retry::{RetryDecision, RetryPolicy, parse_retry_after};
+use shortlist_shared::retry::{RetryDecision, RetryPolicy};
 
 /// The longest backoff between two attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
@@ -84,63 +70,8 @@ impl Mode {
     }
 }
 
-/// A non-2xx answer, as our transport reports it through async-openai.
-#[derive(Debug, thiserror::Error)]
-#[error("HTTP {status}: {body}")]
-pub struct HttpStatusError {
-    pub status: u16,
-    pub retry_after: Option<Duration>,
-    pub body: String,
-}
-
-/// One failed request, classified.
-#[derive(Debug)]
-enum CallError {
-    Status(HttpStatusError),
-    Timeout,
-    Connect(String),
-    Transport(String),
-    /// A 2xx whose body is not a chat completion.
-    BadBody(String),
-}
-
-/// The parts of a chat completion we read; lenient, because servers differ.
-#[derive(Debug, Deserialize)]
-struct ChatResponse {
-    #[serde(default)]
-    choices: Vec<Choice>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Choice {
-    #[serde(default)]
-    message: Option<WireMessage>,
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireMessage {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    refusal: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-}
-
 pub struct OpenAiJudge {
-    client: Client<OpenAIConfig>,
-    /// `{base}/chat/completions` without credentials, for messages.
-    endpoint: String,
+    http: ChatHttp,
     model: String,
     temperature: f32,
     max_tokens: u32,
@@ -156,37 +87,17 @@ pub struct OpenAiJudge {
 
 impl OpenAiJudge {
     pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.timeout)
-            .user_agent(concat!("shortlist-assessor/", env!("CARGO_PKG_VERSION")));
-        if settings.base_url.starts_with("http://") {
-            // Plain HTTP (a server in the pod or on the node): skip loading the
-            // system's CA certificates, ~1-2 ms of start-up spent for nothing.
-            builder = builder.tls_certs_only(Vec::new());
-        }
-        let http = builder.build().map_err(|e| ConfigError::Invalid {
+        let http = ChatHttp::new(
+            &settings.base_url,
+            settings.api_key.as_ref(),
+            settings.connect_timeout,
+            settings.timeout,
+        )
+        .map_err(|message| ConfigError::Invalid {
             variable: "LLM_BASE_URL",
             value: settings.base_url.clone(),
-            message: format!("cannot build an HTTP client: {e}"),
+            message,
         })?;
-        let mut config = OpenAIConfig::new().with_api_base(settings.base_url.clone());
-        // Always set (possibly empty) so async-openai never reads a key from
-        // its own environment defaults behind our back.
-        config = config.with_api_key(
-            settings
-                .api_key
-                .as_ref()
-                .map(|k| k.expose().to_string())
-                .unwrap_or_default(),
-        );
-        let transport_client = http.clone();
-        let transport = tower::service_fn(move |factory: HttpRequestFactory| {
-            let http = transport_client.clone();
-            async move { send(&http, factory).await }
-        });
-        let client = Client::build(http, config).with_http_service(transport);
-
         let start_mode = match (
             settings.positive_regex.is_some(),
             settings.structured_output,
@@ -196,8 +107,7 @@ impl OpenAiJudge {
             (false, StructuredOutput::JsonObject) => Mode::JsonObject,
         };
         Ok(OpenAiJudge {
-            client,
-            endpoint: display_endpoint(&settings.base_url),
+            http,
             model: settings.model.clone().unwrap_or_default(),
             temperature: settings.temperature,
             max_tokens: settings.max_tokens,
@@ -227,7 +137,7 @@ impl OpenAiJudge {
         mode: Mode,
     ) -> Result<Value, JudgeError> {
         let invalid = |e: OpenAIError| JudgeError::Rejected {
-            url: self.endpoint.clone(),
+            url: self.http.endpoint.clone(),
             status: 0,
             detail: format!("cannot build the request: {e}"),
         };
@@ -258,7 +168,7 @@ impl OpenAiJudge {
         }
         let request = builder.build().map_err(invalid)?;
         let mut body = serde_json::to_value(request).map_err(|e| JudgeError::Rejected {
-            url: self.endpoint.clone(),
+            url: self.http.endpoint.clone(),
             status: 0,
             detail: format!("cannot encode the request: {e}"),
         })?;
@@ -267,19 +177,6 @@ impl OpenAiJudge {
             body["response_format"]["schema"] = reply_schema();
         }
         Ok(body)
-    }
-
-    /// One HTTP request through async-openai, classified.
-    async fn call(&self, body: &Value) -> Result<ChatResponse, CallError> {
-        match self
-            .client
-            .chat()
-            .create_byot::<&Value, ChatResponse>(body)
-            .await
-        {
-            Ok(response) => Ok(response),
-            Err(error) => Err(classify(error)),
-        }
     }
 
     /// Whether a failed request in `mode` means the server refused the
@@ -312,22 +209,11 @@ impl OpenAiJudge {
         if self.is_format_refusal(mode, error) {
             return RetryDecision::Stop;
         }
-        match error {
-            CallError::Status(e) => match e.status {
-                408 | 409 | 429 | 500..=599 => RetryDecision::Retry {
-                    after: e.retry_after,
-                },
-                _ => RetryDecision::Stop,
-            },
-            CallError::Timeout | CallError::Connect(_) | CallError::Transport(_) => {
-                RetryDecision::Retry { after: None }
-            }
-            CallError::BadBody(_) => RetryDecision::Stop,
-        }
+        error.retry_decision()
     }
 
     fn to_judge_error(&self, error: CallError) -> JudgeError {
-        let url = self.endpoint.clone();
+        let url = self.http.endpoint.clone();
         match error {
             CallError::Status(e) => {
                 let detail = format!("HTTP {}: {}", e.status, excerpt(e.body.trim()));
@@ -370,7 +256,7 @@ impl OpenAiJudge {
             let mode = self.current_mode();
             let body = self.request_body(&messages, mode)?;
             let logic = |e: &CallError| self.decide(mode, e);
-            let (outcome, attempts) = self.policy.run(&logic, || self.call(&body)).await;
+            let (outcome, attempts) = self.policy.run(&logic, || self.http.call(&body)).await;
             stats.attempts += attempts;
             let response = match outcome {
                 Ok(response) => response,
@@ -392,13 +278,10 @@ impl OpenAiJudge {
             }
             let Some(choice) = response.choices.into_iter().next() else {
                 return Err(JudgeError::ReplyInvalid {
-                    detail: format!("{} answered with no choices", self.endpoint),
+                    detail: format!("{} answered with no choices", self.http.endpoint),
                 });
             };
-            let message = choice.message.unwrap_or(WireMessage {
-                content: None,
-                refusal: None,
-            });
+            let message = choice.message.unwrap_or_default();
             if let Some(refusal) = message.refusal.filter(|r| !r.trim().is_empty()) {
                 return Err(JudgeError::Refused {
                     detail: excerpt(refusal.trim()),
@@ -451,7 +334,7 @@ impl Judge for OpenAiJudge {
                 match tokio::time::timeout(deadline, self.judge_inner(request, &mut stats)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Err(JudgeError::Timeout {
-                        what: format!("{} (LLM_DEADLINE)", self.endpoint),
+                        what: format!("{} (LLM_DEADLINE)", self.http.endpoint),
                         after: deadline,
                     }),
                 };
@@ -460,87 +343,9 @@ impl Judge for OpenAiJudge {
     }
 }
 
-/// Our transport: sends the request async-openai built, and reports any
-/// non-2xx answer as an [`HttpStatusError`] with its status, `Retry-After`
-/// and body intact.
-async fn send(
-    http: &reqwest::Client,
-    factory: HttpRequestFactory,
-) -> Result<reqwest::Response, OpenAIError> {
-    let mut request = factory.build().await?;
-    let headers = request.headers_mut();
-    // async-openai always sends a Bearer header; without a key it would be an
-    // empty "Bearer ", which some proxies reject.
-    if headers
-        .get(reqwest::header::AUTHORIZATION)
-        .is_some_and(|v| v.as_bytes().trim_ascii() == b"Bearer")
-    {
-        headers.remove(reqwest::header::AUTHORIZATION);
-    }
-    // Keep the key out of any Debug output of the request (hyper/reqwest traces).
-    if let Some(auth) = headers.get_mut(reqwest::header::AUTHORIZATION) {
-        auth.set_sensitive(true);
-    }
-    let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    let body = response.text().await.unwrap_or_default();
-    Err(OpenAIError::Boxed(Box::new(HttpStatusError {
-        status: status.as_u16(),
-        retry_after,
-        body,
-    })))
-}
-
-fn classify(error: OpenAIError) -> CallError {
-    match error {
-        OpenAIError::Boxed(boxed) => match boxed.downcast::<HttpStatusError>() {
-            Ok(status) => CallError::Status(*status),
-            Err(other) => CallError::Transport(other.to_string()),
-        },
-        OpenAIError::Reqwest(e) if e.is_timeout() => CallError::Timeout,
-        OpenAIError::Reqwest(e) if e.is_connect() => CallError::Connect(error_chain(&e)),
-        OpenAIError::Reqwest(e) if e.is_decode() || e.is_body() => {
-            CallError::Transport(error_chain(&e))
-        }
-        OpenAIError::Reqwest(e) => CallError::Transport(error_chain(&e)),
-        OpenAIError::JSONDeserialize(e, content) => {
-            CallError::BadBody(format!("{e}: {}", excerpt(&content)))
-        }
-        other => CallError::Transport(other.to_string()),
-    }
-}
-
-/// `{base}/chat/completions` with any userinfo removed.
-fn display_endpoint(base_url: &str) -> String {
-    match reqwest::Url::parse(base_url) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            format!("{}/chat/completions", url.as_str().trim_end_matches('/'))
-        }
-        Err(_) => format!("{base_url}/chat/completions"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoint_drops_credentials() {
-        assert_eq!(
-            display_endpoint("http://user:pw@localhost:8080/v1"),
-            "http://localhost:8080/v1/chat/completions"
-        );
-    }
 
     #[test]
     fn modes_degrade_in_order() {

@@ -1,0 +1,242 @@
+//! The captions stage (rules → **captions** → judge): each image of the
+//! profile is loaded (fetched through the address guard, decoded from a data
+//! URI, or read beside the profile), sniffed, looked up in the cache, and
+//! described by a vision model; the captions then enter the judge's prompt
+//! inside the spotlighted listing block. See `docs/captions.md`.
+//!
+//! One image's failure is recorded on its record and never stops the others;
+//! whether it fails the assessment is the pipeline's call (`CAPTION_REQUIRED`).
+
+pub mod cache;
+pub mod error;
+pub mod fetch;
+pub mod guard;
+pub mod source;
+pub mod vision;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use shortlist_shared::retry::RetryPolicy;
+use shortlist_shared::{CaptionRecord, ErrorInfo, Usage};
+
+use self::cache::CaptionCache;
+use self::error::ImageError;
+use self::fetch::{FetchSettings, ImageFetcher};
+use self::source::{ImageSource, decode_data_uri, display_source, read_local, sniff};
+use self::vision::VisionClient;
+use crate::backend::chat_http::ChatHttp;
+use crate::config::ConfigError;
+use shortlist_shared::secret::Secret;
+
+/// The default caption prompt: what a house hunter looks for in photos.
+pub const DEFAULT_PROMPT: &str = "Describe this property listing photo for a house hunter in two to four factual sentences: which room or outside area it shows, its size and layout, the condition and finish (modern, dated, needs work, damp or damage), natural light, outdoor space, parking or views, and anything a buyer should notice. Quote any visible text exactly. Do not guess what is not visible.";
+
+/// The longest wait between two vision request attempts.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+/// Validated settings of the stage (present only when it is on).
+#[derive(Debug, Clone)]
+pub struct CaptionSettings {
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<Secret>,
+    pub prompt: String,
+    pub max_tokens: u32,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub concurrency: usize,
+    pub max_images: usize,
+    pub required: bool,
+    pub fetch: FetchSettings,
+    pub max_attempts: u32,
+    pub retry_base_delay: Duration,
+    pub deadline: Duration,
+}
+
+/// What the stage produced.
+#[derive(Debug, Default)]
+pub struct CaptionOutcome {
+    /// One record per image of the profile, in order.
+    pub records: Vec<CaptionRecord>,
+    /// Tokens of the vision requests.
+    pub usage: Option<Usage>,
+}
+
+impl CaptionOutcome {
+    /// The successful captions, in image order, for the prompt.
+    pub fn captions(&self) -> Vec<String> {
+        self.records
+            .iter()
+            .filter_map(|r| r.caption.clone())
+            .collect()
+    }
+
+    /// The records that have no caption.
+    pub fn failures(&self) -> impl Iterator<Item = &CaptionRecord> {
+        self.records.iter().filter(|r| r.error.is_some())
+    }
+}
+
+pub struct Captioner {
+    vision: VisionClient,
+    fetcher: ImageFetcher,
+    cache: Option<CaptionCache>,
+    max_images: usize,
+    concurrency: usize,
+    max_bytes: u64,
+    pub required: bool,
+}
+
+impl Captioner {
+    pub fn new(settings: &CaptionSettings, cache_dir: Option<&Path>) -> Result<Self, ConfigError> {
+        let http = ChatHttp::new(
+            &settings.base_url,
+            settings.api_key.as_ref(),
+            settings.connect_timeout,
+            settings.timeout,
+        )
+        .map_err(|message| ConfigError::Invalid {
+            variable: "CAPTION_BASE_URL",
+            value: settings.base_url.clone(),
+            message,
+        })?;
+        let fetcher =
+            ImageFetcher::new(settings.fetch.clone()).map_err(|message| ConfigError::Invalid {
+                variable: "CAPTION_ALLOW_HOSTS",
+                value: String::new(),
+                message,
+            })?;
+        Ok(Captioner {
+            vision: VisionClient {
+                http,
+                model: settings.model.clone(),
+                prompt: settings.prompt.clone(),
+                max_tokens: settings.max_tokens,
+                policy: RetryPolicy {
+                    max_attempts: settings.max_attempts,
+                    base_delay: settings.retry_base_delay,
+                    max_delay: MAX_RETRY_DELAY,
+                    deadline: settings.deadline,
+                },
+                timeout: settings.timeout,
+            },
+            fetcher,
+            cache: cache_dir.map(CaptionCache::new),
+            max_images: settings.max_images,
+            concurrency: settings.concurrency.max(1),
+            max_bytes: settings.fetch.max_bytes,
+            required: settings.required,
+        })
+    }
+
+    /// Captions `images` (sources as the profile wrote them); local paths are
+    /// relative to `profile_dir`.
+    pub async fn run(&self, images: &[String], profile_dir: &Path) -> CaptionOutcome {
+        // Canonical once, so containment checks compare real paths.
+        let base = std::fs::canonicalize(profile_dir).unwrap_or_else(|_| profile_dir.to_path_buf());
+        let results: Vec<(CaptionRecord, Option<(u64, u64)>)> =
+            futures_util::stream::iter(images.iter().enumerate())
+                .map(|(index, source)| self.one(index, source, &base))
+                .buffered(self.concurrency)
+                .collect()
+                .await;
+        let mut outcome = CaptionOutcome::default();
+        for (record, tokens) in results {
+            if let Some((prompt, completion)) = tokens {
+                let usage = outcome.usage.get_or_insert_with(Usage::default);
+                usage.prompt_tokens += prompt;
+                usage.completion_tokens += completion;
+            }
+            outcome.records.push(record);
+        }
+        outcome
+    }
+
+    async fn one(
+        &self,
+        index: usize,
+        source: &str,
+        base: &PathBuf,
+    ) -> (CaptionRecord, Option<(u64, u64)>) {
+        let started = Instant::now();
+        let shown = display_source(source);
+        let result = if index >= self.max_images {
+            Err(ImageError::TooManyImages {
+                max: self.max_images,
+            })
+        } else {
+            self.caption(source, base).await
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok((caption, cached, tokens)) => {
+                tracing::debug!(image = %shown, cached, ms, "captioned");
+                (
+                    CaptionRecord {
+                        image: shown,
+                        caption: Some(caption),
+                        cached,
+                        error: None,
+                        ms,
+                    },
+                    tokens,
+                )
+            }
+            Err(error) => {
+                tracing::warn!(image = %shown, kind = error.kind(), error = %error, "image not captioned");
+                (
+                    CaptionRecord {
+                        image: shown,
+                        caption: None,
+                        cached: false,
+                        error: Some(ErrorInfo {
+                            kind: error.kind().to_string(),
+                            message: error.to_string(),
+                        }),
+                        ms,
+                    },
+                    None,
+                )
+            }
+        }
+    }
+
+    /// Load, check, look up, ask, store.
+    async fn caption(
+        &self,
+        source: &str,
+        base: &Path,
+    ) -> Result<(String, bool, Option<(u64, u64)>), ImageError> {
+        let bytes = match ImageSource::parse(source)? {
+            ImageSource::Remote(url) => self.fetcher.fetch(url).await?,
+            ImageSource::Inline(uri) => decode_data_uri(&uri, self.max_bytes)?,
+            ImageSource::Local(path) => {
+                let base = base.to_path_buf();
+                let max = self.max_bytes;
+                tokio::task::spawn_blocking(move || read_local(&base, &path, max))
+                    .await
+                    .map_err(|e| ImageError::CaptionFailed(format!("the reader failed: {e}")))??
+            }
+        };
+        let media_type = sniff(&bytes)?;
+        let key = CaptionCache::key(&bytes, &self.vision.model, &self.vision.prompt);
+        if let Some(cache) = &self.cache {
+            if let Some(caption) = cache.get(&key).await {
+                return Ok((caption, true, None));
+            }
+        }
+        let captioned = self.vision.caption(media_type, &bytes).await?;
+        if let Some(cache) = &self.cache {
+            cache
+                .put(&key, &self.vision.model, &captioned.caption)
+                .await;
+        }
+        Ok((
+            captioned.caption,
+            false,
+            Some((captioned.prompt_tokens, captioned.completion_tokens)),
+        ))
+    }
+}
