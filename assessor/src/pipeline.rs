@@ -17,6 +17,7 @@ use shortlist_shared::{
 
 use crate::backend::{self, JudgeRequest};
 use crate::caption::Captioner;
+use crate::caption::error::is_transient_kind;
 use crate::config::{BackendKind, Settings};
 use crate::exit::Exit;
 use crate::output::{print_stdout, render, write_result};
@@ -100,6 +101,10 @@ pub async fn run(settings: Settings) -> Exit {
             failed = failures.len(),
             "captions stage done"
         );
+        let transient = outcome
+            .failures()
+            .filter_map(|r| r.error.as_ref())
+            .any(|e| is_transient_kind(&e.kind));
         assessment.captions = Some(outcome.records);
         if captioner.required && !failures.is_empty() {
             let message = format!(
@@ -109,7 +114,13 @@ pub async fn run(settings: Settings) -> Exit {
             );
             tracing::error!(%id, "{message}");
             let result = assessment.error(Some(profile_value), "captions_failed", message, started);
-            return finish(&settings, result, Exit::BackendFailed);
+            // Only a failure that a retry could fix is worth the Job's retries.
+            let exit = if transient {
+                Exit::BackendFailed
+            } else {
+                Exit::InvalidProfile
+            };
+            return finish(&settings, result, exit);
         }
     }
 

@@ -1,5 +1,5 @@
 //! The `command` backend: an external program judges. It receives one JSON
-//! document on stdin — `{"profile", "system", "user", "criteria"}`, the same
+//! document on stdin — `{"profile", "system", "user", "criteria", "captions"}`, the same
 //! framed prompt a model would get — and prints a verdict on stdout:
 //! `{"verdict": "accept"|"reject", "score"?: 0..1, "reasons"?: [..]}`.
 //! A non-zero exit, unparsable output or the time limit are error results.
@@ -59,6 +59,7 @@ impl CommandJudge {
             "system": request.prompt.system,
             "user": request.prompt.user,
             "criteria": request.criteria,
+            "captions": request.captions,
         }))
         .map_err(|e| failed(format!("cannot encode its input: {e}")))?;
 

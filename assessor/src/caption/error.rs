@@ -43,6 +43,20 @@ pub enum ImageError {
     CaptionTimeout { endpoint: String, after: Duration },
 }
 
+/// Whether an image failure of this kind may go away on a retry of the Job
+/// (a server down or slow) rather than being a property of the profile (a
+/// refused address, a file that is not an image).
+pub fn is_transient_kind(kind: &str) -> bool {
+    matches!(
+        kind,
+        "image_fetch_failed"
+            | "image_timeout"
+            | "image_unreadable"
+            | "caption_failed"
+            | "caption_timeout"
+    )
+}
+
 impl ImageError {
     /// The stable, machine-readable kind.
     pub fn kind(&self) -> &'static str {
