@@ -14,7 +14,7 @@ pub mod guard;
 pub mod source;
 pub mod vision;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -158,7 +158,7 @@ impl Captioner {
         &self,
         index: usize,
         source: &str,
-        base: &PathBuf,
+        base: &Path,
     ) -> (CaptionRecord, Option<(u64, u64)>) {
         let started = Instant::now();
         let shown = display_source(source);
