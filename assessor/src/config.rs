@@ -18,6 +18,9 @@ use shortlist_shared::Verdict;
 use shortlist_shared::duration::parse_duration;
 use shortlist_shared::logging::LogFormat;
 
+use crate::batch::BatchSettings;
+use crate::batch::input::InputFormat;
+use crate::batch::shard::Shard;
 use crate::caption::CaptionSettings;
 use crate::caption::fetch::FetchSettings;
 use crate::caption::guard::AddressPolicy;
@@ -80,6 +83,15 @@ pub enum StructuredOutput {
     None,
 }
 
+/// What the assessor does with PROFILE_PATH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunMode {
+    /// One profile, one result (RESULT_PATH).
+    Assess,
+    /// Every profile of a directory or JSONL file, results into RESULT_DIR.
+    Batch,
+}
+
 /// Whether and how the profile's images are captioned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CaptionBackend {
@@ -112,9 +124,42 @@ impl From<FixedVerdict> for Verdict {
 #[derive(Debug, Parser)]
 #[command(name = "assessor", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
-    /// The profile to judge (JSON: text, images, metadata); `-` reads stdin.
+    /// `batch` judges every profile of a directory or JSONL file (automatic when PROFILE_PATH is one).
+    #[arg(env = "ASSESSOR_MODE", value_enum, value_name = "MODE")]
+    pub mode: Option<RunMode>,
+
+    /// The profile to judge (JSON: text, images, metadata); `-` reads stdin; a directory
+    /// of *.json or a .jsonl file runs a batch.
     #[arg(long = "profile", env = "PROFILE_PATH", value_name = "PATH")]
     pub profile_path: Option<PathBuf>,
+
+    /// Batch: the directory results are written to, one `<id>.json` per profile.
+    #[arg(long = "result-dir", env = "RESULT_DIR", value_name = "DIR")]
+    pub result_dir: Option<PathBuf>,
+
+    /// Batch: also append every result as one line to this JSONL file.
+    #[arg(long = "results-jsonl", env = "RESULTS_JSONL", value_name = "PATH")]
+    pub results_jsonl: Option<PathBuf>,
+
+    /// Batch: profiles assessed at once; default 1 for llama, 4 for command, 16 for openai.
+    #[arg(long = "jobs", short = 'j', env = "ASSESSOR_JOBS", value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
+    pub jobs: Option<u32>,
+
+    /// Batch: judge only this share of the input, INDEX/COUNT (0-based), e.g. 0/3.
+    #[arg(long = "shard", env = "ASSESSOR_SHARD", value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// Batch: the number of shards when the index comes from JOB_COMPLETION_INDEX (an Indexed Job's completions).
+    #[arg(long = "shard-count", env = "ASSESSOR_SHARD_COUNT", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub shard_count: Option<u32>,
+
+    /// Batch: this shard's index; Kubernetes sets it in Indexed Jobs.
+    #[arg(long = "shard-index", env = "JOB_COMPLETION_INDEX", value_name = "I")]
+    pub shard_index: Option<u32>,
+
+    /// Batch: judge profiles again even when their result exists and is ok.
+    #[arg(long = "force", env = "ASSESSOR_FORCE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub force: bool,
 
     /// Where to write the result; unset or `-` prints it on stdout.
     #[arg(long = "result", env = "RESULT_PATH", value_name = "PATH")]
@@ -464,6 +509,8 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
     /// The captions stage, when on.
     pub caption: Option<CaptionSettings>,
+    /// Batch mode, when PROFILE_PATH is a directory or JSONL file (or `batch` is asked for).
+    pub batch: Option<BatchSettings>,
 }
 
 impl Settings {
@@ -529,6 +576,8 @@ impl Settings {
             (_, _, Some(k)) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
             _ => None,
         };
+
+        let batch = batch_settings(&cli, &profile_path)?;
 
         let caption = match cli.caption_backend {
             CaptionBackend::None => None,
@@ -680,6 +729,7 @@ impl Settings {
             command_timeout: cli.command_timeout,
             log_format: cli.log_format,
             caption,
+            batch,
         })
     }
 
@@ -697,6 +747,91 @@ impl Settings {
                 .or_else(|| self.model.clone()),
         }
     }
+}
+
+/// Batch mode's settings, or `None` for a single profile. Batch mode is
+/// `batch` given explicitly, or a PROFILE_PATH that is a directory or a
+/// `.jsonl` file.
+fn batch_settings(cli: &Cli, profile_path: &Path) -> Result<Option<BatchSettings>, ConfigError> {
+    let format = InputFormat::detect(profile_path);
+    let format = match (cli.mode, format) {
+        (Some(RunMode::Assess), _) | (None, None) => return Ok(None),
+        (Some(RunMode::Batch), None) => {
+            return Err(ConfigError::Invalid {
+                variable: "PROFILE_PATH",
+                value: profile_path.display().to_string(),
+                message: if profile_path.exists() {
+                    "batch mode reads a directory of *.json profiles or a .jsonl file".into()
+                } else {
+                    "no such directory or file".into()
+                },
+            });
+        }
+        (_, Some(format)) => format,
+    };
+    let result_dir = match (&cli.result_dir, &cli.result_path) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(path)) if path.is_dir() => path.clone(),
+        _ => {
+            return Err(ConfigError::Missing {
+                variable: "RESULT_DIR",
+                why: "in batch mode (the directory results are written to, one <id>.json per profile)",
+            });
+        }
+    };
+    if result_dir.exists() && !result_dir.is_dir() {
+        return Err(ConfigError::Invalid {
+            variable: "RESULT_DIR",
+            value: result_dir.display().to_string(),
+            message: "exists and is not a directory".into(),
+        });
+    }
+    let shard = match (&cli.shard, cli.shard_index, cli.shard_count) {
+        (Some(spec), _, _) if !spec.trim().is_empty() => {
+            Some(Shard::parse(spec).map_err(|message| ConfigError::Invalid {
+                variable: "ASSESSOR_SHARD",
+                value: spec.clone(),
+                message,
+            })?)
+        }
+        (_, Some(index), Some(count)) => {
+            Some(
+                Shard::new(index, count).map_err(|message| ConfigError::Invalid {
+                    variable: "JOB_COMPLETION_INDEX",
+                    value: index.to_string(),
+                    message: format!("{message} (ASSESSOR_SHARD_COUNT={count})"),
+                })?,
+            )
+        }
+        (_, Some(_), None) => {
+            return Err(ConfigError::Missing {
+                variable: "ASSESSOR_SHARD_COUNT",
+                why: "when JOB_COMPLETION_INDEX is set in batch mode (the Indexed Job's completions, which Kubernetes does not pass to the pod)",
+            });
+        }
+        (_, None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                variable: "JOB_COMPLETION_INDEX",
+                why: "when ASSESSOR_SHARD_COUNT is set (or give ASSESSOR_SHARD=INDEX/COUNT)",
+            });
+        }
+        _ => None,
+    };
+    let jobs = cli.jobs.map(|j| j as usize).unwrap_or(match cli.backend {
+        BackendKind::Openai | BackendKind::Fixed => 16,
+        BackendKind::Command => 4,
+        #[cfg(feature = "llama")]
+        BackendKind::Llama => 1,
+    });
+    Ok(Some(BatchSettings {
+        input: profile_path.to_path_buf(),
+        format,
+        result_dir,
+        results_jsonl: cli.results_jsonl.clone(),
+        jobs,
+        shard,
+        force: cli.force,
+    }))
 }
 
 /// An http(s) base URL without its trailing slash.
@@ -883,7 +1018,9 @@ fn resolve_relative(config_path: &Path, id: &str, value: String) -> String {
         | "api_key_file"
         | "criteria_file"
         | "model_path"
-        | "caption_api_key_file" => join(&value),
+        | "caption_api_key_file"
+        | "result_dir"
+        | "results_jsonl" => join(&value),
         "rules" => match value.strip_prefix('@') {
             Some(p) => format!("@{}", join(p)),
             None => value,

@@ -7,6 +7,7 @@
 //! from transient ones.
 
 pub mod backend;
+pub mod batch;
 pub mod caption;
 pub mod config;
 pub mod exit;

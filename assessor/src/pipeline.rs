@@ -1,7 +1,7 @@
 //! The assessment pipeline: read the profile, run the rules, caption the
-//! images (when configured), ask the judge, write the result. Every failure after start-up still produces a result
-//! with `status: "error"` and a specific `error.kind`, and maps to an exit
-//! code ([`Exit`]).
+//! images (when configured), ask the judge, write the result. Every failure
+//! after start-up still produces a result with `status: "error"` and a
+//! specific `error.kind`, and maps to an exit code ([`Exit`]).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -24,165 +24,205 @@ use crate::output::{print_stdout, render, write_result};
 use crate::prompt::{PromptBuilder, ReplyStyle};
 use crate::rules::RulesOutcome;
 
-/// Runs one assessment with validated settings and returns how it ended.
+/// Runs the assessor with validated settings: one profile, or a batch when
+/// the input is a directory or a JSONL file.
 pub async fn run(settings: Settings) -> Exit {
-    let judge = match backend::from_settings(&settings) {
-        Ok(judge) => judge,
+    let assessor = match Assessor::new(settings) {
+        Ok(assessor) => assessor,
         Err(error) => {
             eprintln!("assessor: {error}");
             return Exit::Usage;
         }
     };
-    let captioner = match settings
-        .caption
-        .as_ref()
-        .map(|c| Captioner::new(c, settings.cache_dir.as_deref()))
-        .transpose()
-    {
-        Ok(captioner) => captioner,
-        Err(error) => {
-            eprintln!("assessor: {error}");
-            return Exit::Usage;
-        }
-    };
-    let started = Instant::now();
-    let mut assessment = Assessment::new(&settings, judge.info());
+    if assessor.settings.batch.is_some() {
+        return crate::batch::run(std::sync::Arc::new(assessor)).await;
+    }
+    let settings = &assessor.settings;
+    let read = read_profile(&settings.profile_path);
+    let (result, exit) = assessor
+        .assess(read, &profile_dir(&settings.profile_path))
+        .await;
+    finish(settings, result, exit)
+}
 
-    let (profile, profile_value) = match read_profile(&settings.profile_path) {
-        Ok(read) => read,
-        Err(error) => {
-            tracing::error!(kind = error.kind(), error = %error, "the profile cannot be assessed");
-            let result = assessment.error(None, error.kind(), error.to_string(), started);
-            return finish(&settings, result, Exit::InvalidProfile);
-        }
-    };
-    let id = stable_id(&profile_value);
-    tracing::debug!(%id, "profile read");
+/// Everything that does not change from one profile to the next: the
+/// settings, the judge, the captioner and the prompt framing.
+pub struct Assessor {
+    pub settings: Settings,
+    judge: Box<dyn backend::Judge>,
+    captioner: Option<Captioner>,
+    builder: PromptBuilder,
+}
 
-    let rules_started = Instant::now();
-    let rules_outcome = settings.rules.evaluate(&profile);
-    assessment.time("rules", rules_started);
-    let notes = match rules_outcome {
-        RulesOutcome::Reject { rules, reasons } => {
-            tracing::info!(%id, ?rules, "rejected by rules; no backend asked");
-            let result = assessment.decided(
-                profile_value,
-                Verdict::Reject,
-                None,
-                reasons,
-                DecidedBy::Rules,
-                started,
-            );
-            return finish(&settings, result, Exit::Assessed);
-        }
-        RulesOutcome::Pass { notes } => notes,
-    };
-
-    let mut captions = Vec::new();
-    if let Some(captioner) = &captioner {
-        let captions_started = Instant::now();
-        let outcome = captioner
-            .run(profile.images(), &profile_dir(&settings.profile_path))
-            .await;
-        assessment.time("captions", captions_started);
-        assessment.add_usage(outcome.usage);
-        captions = outcome.captions();
-        let failures: Vec<String> = outcome
-            .failures()
-            .map(|r| {
-                let error = r.error.as_ref().expect("failures have errors");
-                format!("{} ({}: {})", r.image, error.kind, error.message)
-            })
-            .collect();
-        tracing::info!(
-            %id,
-            images = outcome.records.len(),
-            captioned = captions.len(),
-            failed = failures.len(),
-            "captions stage done"
-        );
-        let transient = outcome
-            .failures()
-            .filter_map(|r| r.error.as_ref())
-            .any(|e| is_transient_kind(&e.kind));
-        assessment.captions = Some(outcome.records);
-        if captioner.required && !failures.is_empty() {
-            let message = format!(
-                "{} of the profile's images could not be captioned and CAPTION_REQUIRED=true: {}",
-                failures.len(),
-                failures.join("; ")
-            );
-            tracing::error!(%id, "{message}");
-            let result = assessment.error(Some(profile_value), "captions_failed", message, started);
-            // Only a failure that a retry could fix is worth the Job's retries.
-            let exit = if transient {
-                Exit::BackendFailed
+impl Assessor {
+    pub fn new(settings: Settings) -> Result<Self, crate::config::ConfigError> {
+        let judge = backend::from_settings(&settings)?;
+        let captioner = settings
+            .caption
+            .as_ref()
+            .map(|c| Captioner::new(c, settings.cache_dir.as_deref()))
+            .transpose()?;
+        let builder = PromptBuilder {
+            criteria: settings.criteria.clone(),
+            instructions: settings.system_prompt.clone(),
+            style: if settings.positive_regex.is_some() {
+                ReplyStyle::PlainText
             } else {
-                Exit::InvalidProfile
-            };
-            return finish(&settings, result, exit);
-        }
+                ReplyStyle::Json
+            },
+            max_text_chars: settings.max_text_chars,
+            nonce_seed: settings.seed,
+        };
+        Ok(Assessor {
+            settings,
+            judge,
+            captioner,
+            builder,
+        })
     }
 
-    let builder = PromptBuilder {
-        criteria: settings.criteria.clone(),
-        instructions: settings.system_prompt.clone(),
-        style: if settings.positive_regex.is_some() {
-            ReplyStyle::PlainText
-        } else {
-            ReplyStyle::Json
-        },
-        max_text_chars: settings.max_text_chars,
-        nonce_seed: settings.seed,
-    };
-    let prompt = builder.build(&profile, &captions);
-    let request = JudgeRequest {
-        profile: &profile,
-        profile_value: &profile_value,
-        prompt: &prompt,
-        builder: &builder,
-        criteria: settings.criteria.as_deref(),
-        captions: &captions,
-    };
-    let judge_started = Instant::now();
-    let (outcome, stats) = judge.judge(&request).await;
-    assessment.time(judge_timing_key(settings.backend), judge_started);
-    for (stage, ms) in &stats.timings {
-        assessment.timings.insert(stage.to_string(), *ms);
+    /// The backend named in results.
+    pub fn backend_info(&self) -> BackendInfo {
+        self.judge.info()
     }
-    assessment.attempts = stats.attempts;
-    assessment.add_usage(stats.usage);
 
-    match outcome {
-        Ok(decision) => {
-            let mut reasons = decision.reasons;
-            reasons.extend(notes.into_iter().map(|n| format!("rules: {n}")));
-            reasons.extend(prompt.truncation_note);
+    /// Assesses one profile as read (or not) from its source; local images
+    /// are relative to `profile_dir`. Never fails: every outcome is a result
+    /// and an exit code.
+    pub async fn assess(
+        &self,
+        read: Result<(Profile, Value), ProfileError>,
+        profile_dir: &std::path::Path,
+    ) -> (AssessmentResult, Exit) {
+        let settings = &self.settings;
+        let judge = &self.judge;
+        let started = Instant::now();
+        let mut assessment = Assessment::new(settings, judge.info());
+
+        let (profile, profile_value) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(kind = error.kind(), error = %error, "the profile cannot be assessed");
+                let result = assessment.error(None, error.kind(), error.to_string(), started);
+                return (result, Exit::InvalidProfile);
+            }
+        };
+        let id = stable_id(&profile_value);
+        tracing::debug!(%id, "profile read");
+        let rules_started = Instant::now();
+        let rules_outcome = settings.rules.evaluate(&profile);
+        assessment.time("rules", rules_started);
+        let notes = match rules_outcome {
+            RulesOutcome::Reject { rules, reasons } => {
+                tracing::info!(%id, ?rules, "rejected by rules; no backend asked");
+                let result = assessment.decided(
+                    profile_value,
+                    Verdict::Reject,
+                    None,
+                    reasons,
+                    DecidedBy::Rules,
+                    started,
+                );
+                return (result, Exit::Assessed);
+            }
+            RulesOutcome::Pass { notes } => notes,
+        };
+
+        let mut captions = Vec::new();
+        if let Some(captioner) = &self.captioner {
+            let captions_started = Instant::now();
+            let outcome = captioner.run(profile.images(), profile_dir).await;
+            assessment.time("captions", captions_started);
+            assessment.add_usage(outcome.usage);
+            captions = outcome.captions();
+            let failures: Vec<String> = outcome
+                .failures()
+                .map(|r| {
+                    let error = r.error.as_ref().expect("failures have errors");
+                    format!("{} ({}: {})", r.image, error.kind, error.message)
+                })
+                .collect();
             tracing::info!(
                 %id,
-                verdict = decision.verdict.as_str(),
-                attempts = stats.attempts,
-                "assessed"
+                images = outcome.records.len(),
+                captioned = captions.len(),
+                failed = failures.len(),
+                "captions stage done"
             );
-            let result = assessment.decided(
-                profile_value,
-                decision.verdict,
-                decision.score,
-                reasons,
-                decision.decided_by,
-                started,
-            );
-            finish(&settings, result, Exit::Assessed)
+            let transient = outcome
+                .failures()
+                .filter_map(|r| r.error.as_ref())
+                .any(|e| is_transient_kind(&e.kind));
+            assessment.captions = Some(outcome.records);
+            if captioner.required && !failures.is_empty() {
+                let message = format!(
+                    "{} of the profile's images could not be captioned and CAPTION_REQUIRED=true: {}",
+                    failures.len(),
+                    failures.join("; ")
+                );
+                tracing::error!(%id, "{message}");
+                let result =
+                    assessment.error(Some(profile_value), "captions_failed", message, started);
+                // Only a failure that a retry could fix is worth the Job's retries.
+                let exit = if transient {
+                    Exit::BackendFailed
+                } else {
+                    Exit::InvalidProfile
+                };
+                return (result, exit);
+            }
         }
-        Err(error) => {
-            tracing::error!(%id, kind = error.kind(), error = %error, attempts = stats.attempts, "the backend failed");
-            let result = assessment.error(
-                Some(profile_value),
-                error.kind(),
-                error.to_string(),
-                started,
-            );
-            finish(&settings, result, Exit::BackendFailed)
+
+        let builder = &self.builder;
+        let prompt = builder.build(&profile, &captions);
+        let request = JudgeRequest {
+            profile: &profile,
+            profile_value: &profile_value,
+            prompt: &prompt,
+            builder,
+            criteria: settings.criteria.as_deref(),
+            captions: &captions,
+        };
+        let judge_started = Instant::now();
+        let (outcome, stats) = judge.judge(&request).await;
+        assessment.time(judge_timing_key(settings.backend), judge_started);
+        for (stage, ms) in &stats.timings {
+            assessment.timings.insert(stage.to_string(), *ms);
+        }
+        assessment.attempts = stats.attempts;
+        assessment.add_usage(stats.usage);
+
+        match outcome {
+            Ok(decision) => {
+                let mut reasons = decision.reasons;
+                reasons.extend(notes.into_iter().map(|n| format!("rules: {n}")));
+                reasons.extend(prompt.truncation_note);
+                tracing::info!(
+                    %id,
+                    verdict = decision.verdict.as_str(),
+                    attempts = stats.attempts,
+                    "assessed"
+                );
+                let result = assessment.decided(
+                    profile_value,
+                    decision.verdict,
+                    decision.score,
+                    reasons,
+                    decision.decided_by,
+                    started,
+                );
+                (result, Exit::Assessed)
+            }
+            Err(error) => {
+                tracing::error!(%id, kind = error.kind(), error = %error, attempts = stats.attempts, "the backend failed");
+                let result = assessment.error(
+                    Some(profile_value),
+                    error.kind(),
+                    error.to_string(),
+                    started,
+                );
+                (result, Exit::BackendFailed)
+            }
         }
     }
 }
@@ -199,7 +239,7 @@ fn judge_timing_key(kind: BackendKind) -> &'static str {
 
 /// The directory local image paths are relative to: the profile file's, or
 /// the working directory for a profile read from stdin.
-fn profile_dir(profile_path: &std::path::Path) -> std::path::PathBuf {
+pub fn profile_dir(profile_path: &std::path::Path) -> std::path::PathBuf {
     match profile_path.parent() {
         Some(dir) if profile_path.as_os_str() != "-" && !dir.as_os_str().is_empty() => {
             dir.to_path_buf()
@@ -228,7 +268,7 @@ fn read_profile(path: &std::path::Path) -> Result<(Profile, Value), ProfileError
 
 /// Writes the result and decides the exit code: `ResultUnwritable` wins over
 /// everything, since a result nobody can read is the worst outcome.
-fn finish(settings: &Settings, result: AssessmentResult, exit: Exit) -> Exit {
+pub fn finish(settings: &Settings, result: AssessmentResult, exit: Exit) -> Exit {
     match write_result(settings.result_path.as_deref(), &result) {
         Ok(()) => exit,
         Err(error) => {

@@ -1,0 +1,246 @@
+//! A batch's input, streamed: a directory of profile files (`*.json`, in
+//! name order; hidden files and ConfigMap `..data` entries skipped) or a
+//! JSONL file (one profile per line, blank lines skipped). Entries are read
+//! and parsed one at a time on a blocking thread and sent through a bounded
+//! channel, so memory stays flat however large the input.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use shortlist_shared::profile::{MAX_PROFILE_BYTES, stable_id};
+use shortlist_shared::{Profile, ProfileError};
+use tokio::sync::mpsc;
+
+use super::shard::Shard;
+
+/// What kind of input a batch reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    Directory,
+    Jsonl,
+}
+
+impl InputFormat {
+    /// A directory, or a file whose name ends in `.jsonl` / `.ndjson`.
+    pub fn detect(path: &Path) -> Option<InputFormat> {
+        if path.is_dir() {
+            return Some(InputFormat::Directory);
+        }
+        let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+        (name.ends_with(".jsonl") || name.ends_with(".ndjson")).then_some(InputFormat::Jsonl)
+    }
+}
+
+/// One entry of the input, read and parsed.
+#[derive(Debug)]
+pub struct Item {
+    /// Where it came from: a file path, or `file.jsonl line N`.
+    pub source: String,
+    /// The profile's id when it parsed (the result's name and shard key).
+    pub id: Option<String>,
+    pub parsed: Result<(Profile, Value), ProfileError>,
+    /// The directory its local images are relative to.
+    pub dir: PathBuf,
+}
+
+impl Item {
+    /// The key that decides the shard.
+    pub fn shard_key(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.source)
+    }
+}
+
+/// Counts from reading the input.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct InputStats {
+    /// Entries seen (every shard).
+    pub entries: u64,
+    /// Entries this shard owns.
+    pub owned: u64,
+}
+
+/// The input as a whole could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{}: cannot read the batch input: {error}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// Reads every entry, keeps this shard's, and sends them. Stops early when
+/// the receiver is gone (the batch was cancelled).
+pub fn read_into(
+    format: InputFormat,
+    path: &Path,
+    shard: Option<Shard>,
+    sender: mpsc::Sender<Item>,
+) -> Result<InputStats, InputError> {
+    let mut stats = InputStats::default();
+    let mut send = |item: Item| -> bool {
+        stats.entries += 1;
+        if shard.is_some_and(|s| !s.owns(item.shard_key())) {
+            return true;
+        }
+        stats.owned += 1;
+        sender.blocking_send(item).is_ok()
+    };
+    let unreadable = |error| InputError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    };
+    match format {
+        InputFormat::Directory => {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(unreadable)?
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.path())
+                .filter(|p| {
+                    p.file_name().is_some_and(|n| {
+                        let n = n.to_string_lossy();
+                        !n.starts_with('.') && n.ends_with(".json")
+                    }) && p.is_file()
+                })
+                .collect();
+            names.sort();
+            for file in names {
+                let parsed = Profile::read_file(&file);
+                let item = Item {
+                    source: file.display().to_string(),
+                    id: parsed.as_ref().ok().map(|(_, v)| stable_id(v)),
+                    parsed,
+                    dir: path.to_path_buf(),
+                };
+                if !send(item) {
+                    break;
+                }
+            }
+        }
+        InputFormat::Jsonl => {
+            let file = std::fs::File::open(path).map_err(unreadable)?;
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let name = path.display().to_string();
+            let mut reader = BufReader::with_capacity(256 * 1024, file);
+            let mut line = Vec::new();
+            let mut number = 0u64;
+            loop {
+                line.clear();
+                // One byte over the limit tells a too-long line from a full one.
+                let read = (&mut reader)
+                    .take(MAX_PROFILE_BYTES + 1)
+                    .read_until(b'\n', &mut line)
+                    .map_err(unreadable)?;
+                if read == 0 {
+                    break;
+                }
+                number += 1;
+                let source = format!("{name} line {number}");
+                let parsed = if line.last() != Some(&b'\n') && read as u64 > MAX_PROFILE_BYTES {
+                    // Skip the rest of the over-long line.
+                    let mut rest = Vec::new();
+                    reader.read_until(b'\n', &mut rest).map_err(unreadable)?;
+                    Err(ProfileError::TooLarge {
+                        source_name: source.clone(),
+                        size: read as u64 + rest.len() as u64,
+                        limit: MAX_PROFILE_BYTES,
+                    })
+                } else {
+                    if line.trim_ascii().is_empty() {
+                        continue;
+                    }
+                    Profile::from_slice(line.trim_ascii(), &source)
+                };
+                let item = Item {
+                    id: parsed.as_ref().ok().map(|(_, v)| stable_id(v)),
+                    source,
+                    parsed,
+                    dir: dir.clone(),
+                };
+                if !send(item) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(format: InputFormat, path: &Path, shard: Option<Shard>) -> (Vec<Item>, InputStats) {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let stats = read_into(format, path, shard, tx).unwrap();
+        let mut items = Vec::new();
+        while let Ok(item) = rx.try_recv() {
+            items.push(item);
+        }
+        (items, stats)
+    }
+
+    #[test]
+    fn jsonl_lines_are_numbered_and_bad_lines_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        std::fs::write(
+            &path,
+            "{\"text\":\"a\",\"metadata\":{\"id\":\"a\"}}\n\n{oops\n{\"text\":\"b\"}",
+        )
+        .unwrap();
+        let (items, stats) = collect(InputFormat::Jsonl, &path, None);
+        assert_eq!(stats.entries, 3);
+        assert_eq!(items[0].id.as_deref(), Some("a"));
+        assert!(
+            items[1].source.ends_with("p.jsonl line 3"),
+            "{}",
+            items[1].source
+        );
+        let error = items[1].parsed.as_ref().unwrap_err().to_string();
+        assert!(error.contains("line 3"), "{error}");
+        assert!(items[2].id.as_deref().unwrap().starts_with("sha256-"));
+    }
+
+    #[test]
+    fn directories_are_read_in_name_order_skipping_hidden_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.json", "a.json", ".hidden.json", "notes.txt"] {
+            std::fs::write(dir.path().join(name), format!("{{\"text\":\"{name}\"}}")).unwrap();
+        }
+        let (items, _) = collect(InputFormat::Directory, dir.path(), None);
+        let names: Vec<&str> = items
+            .iter()
+            .map(|i| i.source.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(names, ["a.json", "b.json"]);
+    }
+
+    #[test]
+    fn shards_split_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let lines: String = (0..90)
+            .map(|n| format!("{{\"text\":\"t\",\"metadata\":{{\"id\":\"p{n}\"}}}}\n"))
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        let mut seen = Vec::new();
+        for index in 0..3 {
+            let (items, stats) = collect(
+                InputFormat::Jsonl,
+                &path,
+                Some(Shard::new(index, 3).unwrap()),
+            );
+            assert_eq!(stats.entries, 90);
+            assert_eq!(stats.owned as usize, items.len());
+            seen.extend(items.into_iter().map(|i| i.id.unwrap()));
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 90);
+    }
+}

@@ -1,0 +1,260 @@
+//! Batch mode: every profile of a directory or JSONL file, `ASSESSOR_JOBS`
+//! at a time, each result written atomically to `RESULT_DIR/<id>.json` (the
+//! files the relay watches) and optionally appended to `RESULTS_JSONL`.
+//!
+//! - Resumable: a profile whose result already exists and is `ok` is skipped
+//!   (`ASSESSOR_FORCE=true` judges it again), so a killed batch or a retried
+//!   Job pod repeats no finished work.
+//! - Shardable: `ASSESSOR_SHARD=i/N`, or an Indexed Job's
+//!   `JOB_COMPLETION_INDEX` with `ASSESSOR_SHARD_COUNT=N`.
+//! - Flat memory: the input is streamed through a bounded channel and at most
+//!   `jobs` profiles are in flight.
+
+pub mod input;
+pub mod shard;
+pub mod summary;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use shortlist_shared::AssessmentResult;
+use shortlist_shared::Status;
+use shortlist_shared::atomic::write_atomic;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use self::input::{InputFormat, Item, read_into};
+use self::shard::Shard;
+use self::summary::{Outcome, Summary};
+use crate::exit::Exit;
+use crate::output::render;
+use crate::pipeline::Assessor;
+
+/// How often a progress line is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Validated batch settings.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    pub input: PathBuf,
+    pub format: InputFormat,
+    pub result_dir: PathBuf,
+    pub results_jsonl: Option<PathBuf>,
+    pub jobs: usize,
+    pub shard: Option<Shard>,
+    pub force: bool,
+}
+
+/// Runs the batch; the exit code says whether every profile was assessed.
+pub async fn run(assessor: Arc<Assessor>) -> Exit {
+    let batch = assessor
+        .settings
+        .batch
+        .clone()
+        .expect("batch::run needs batch settings");
+    let started = Instant::now();
+    if let Err(error) = std::fs::create_dir_all(&batch.result_dir) {
+        eprintln!(
+            "assessor: RESULT_DIR {}: cannot create: {error}",
+            batch.result_dir.display()
+        );
+        return Exit::ResultUnwritable;
+    }
+    tracing::info!(
+        input = %batch.input.display(),
+        result_dir = %batch.result_dir.display(),
+        jobs = batch.jobs,
+        shard = batch.shard.map(|s| s.to_string()),
+        "batch started"
+    );
+
+    let (sender, mut receiver) = mpsc::channel::<Item>(batch.jobs * 2);
+    let reader = {
+        let batch = batch.clone();
+        tokio::task::spawn_blocking(move || {
+            read_into(batch.format, &batch.input, batch.shard, sender)
+        })
+    };
+
+    let jsonl = match &batch.results_jsonl {
+        None => None,
+        Some(path) => match tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await
+        {
+            Ok(file) => Some(tokio::io::BufWriter::new(file)),
+            Err(error) => {
+                eprintln!(
+                    "assessor: RESULTS_JSONL {}: cannot open: {error}",
+                    path.display()
+                );
+                return Exit::ResultUnwritable;
+            }
+        },
+    };
+    let mut jsonl = jsonl;
+
+    let items = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    let mut outcomes = items
+        .map(|item| {
+            let assessor = Arc::clone(&assessor);
+            let batch = &batch;
+            async move { process(&assessor, batch, item).await }
+        })
+        .buffer_unordered(batch.jobs);
+
+    let mut summary = Summary::default();
+    let mut last_progress = Instant::now();
+    while let Some((outcome, line)) = outcomes.next().await {
+        if let (Some(writer), Some(line)) = (jsonl.as_mut(), line) {
+            if let Err(error) = writer.write_all(&line).await {
+                tracing::error!(%error, "cannot append to RESULTS_JSONL");
+                summary.unwritable += 1;
+            }
+        }
+        summary.record(&outcome);
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            tracing::info!(
+                done = summary.done(),
+                accepted = summary.accepted,
+                rejected = summary.rejected,
+                errors = summary.errors(),
+                skipped = summary.skipped,
+                rate_per_s = format!(
+                    "{:.1}",
+                    summary.done() as f64 / started.elapsed().as_secs_f64()
+                ),
+                "batch progress"
+            );
+        }
+    }
+    if let Some(writer) = jsonl.as_mut() {
+        if let Err(error) = writer.flush().await {
+            tracing::error!(%error, "cannot write RESULTS_JSONL");
+            summary.unwritable += 1;
+        }
+    }
+    let input_stats = match reader.await {
+        Ok(Ok(stats)) => Some(stats),
+        Ok(Err(error)) => {
+            eprintln!("assessor: {error}");
+            summary.input_error = Some(error.to_string());
+            None
+        }
+        Err(error) => {
+            eprintln!("assessor: the input reader failed: {error}");
+            summary.input_error = Some(error.to_string());
+            None
+        }
+    };
+    summary.elapsed = started.elapsed();
+    summary.input = input_stats;
+    summary.log();
+    eprint!("{}", summary.table());
+    summary.exit()
+}
+
+/// One item: skip it when its result exists, else assess and write it.
+/// Returns the outcome and the JSONL line to append.
+async fn process(
+    assessor: &Assessor,
+    batch: &BatchSettings,
+    item: Item,
+) -> (Outcome, Option<Vec<u8>>) {
+    let path = batch.result_dir.join(result_file_name(&item));
+    if !batch.force && item.parsed.is_ok() && has_ok_result(&path).await {
+        tracing::debug!(source = %item.source, result = %path.display(), "already assessed; skipped");
+        return (Outcome::Skipped, None);
+    }
+    let started = Instant::now();
+    let (result, exit) = assessor.assess(item.parsed, &item.dir).await;
+    let ms = started.elapsed().as_millis() as u64;
+    let bytes = render(&result);
+    let write_path = path.clone();
+    let write_bytes = bytes.clone();
+    let written = tokio::task::spawn_blocking(move || write_atomic(&write_path, &write_bytes))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(error) = written {
+        tracing::error!(source = %item.source, %error, "the result could not be written");
+        return (Outcome::Unwritable, None);
+    }
+    let mut line = serde_json::to_vec(&result).expect("a result always serialises");
+    line.push(b'\n');
+    (
+        Outcome::Assessed {
+            result: Box::new(result),
+            exit,
+            ms,
+        },
+        Some(line),
+    )
+}
+
+/// Whether `path` holds a complete, successful result.
+async fn has_ok_result(path: &Path) -> bool {
+    let Ok(bytes) = tokio::fs::read(path).await else {
+        return false;
+    };
+    serde_json::from_slice::<AssessmentResult>(&bytes)
+        .is_ok_and(|r| r.effective_status() == Status::Ok && r.verdict.is_some())
+}
+
+/// `<id>.json`, with the id made safe as a file name; an entry that could
+/// not be read is named after its source so it still gets a result.
+pub fn result_file_name(item: &Item) -> String {
+    match &item.id {
+        Some(id) => format!("{}.json", safe_file_stem(id)),
+        None => format!(
+            "invalid-{}.json",
+            &shortlist_shared::profile::stable_id(&serde_json::Value::String(item.source.clone()))
+                ["sha256-".len()..]
+        ),
+    }
+}
+
+/// Keeps `[A-Za-z0-9._-]`; anything else (or a leading dot, or an overlong
+/// id) is replaced and a short hash added so distinct ids stay distinct.
+fn safe_file_stem(id: &str) -> String {
+    let clean: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean == id && !id.starts_with('.') && !id.is_empty() && id.len() <= 100 {
+        return clean;
+    }
+    let hash = shortlist_shared::profile::stable_id(&serde_json::Value::String(id.to_string()));
+    let head: String = clean.trim_start_matches('.').chars().take(80).collect();
+    let digits = hash.strip_prefix("sha256-").unwrap_or(&hash);
+    format!("{head}-{}", &digits[..8.min(digits.len())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_stems_are_safe_and_distinct() {
+        assert_eq!(safe_file_stem("s01"), "s01");
+        assert_eq!(safe_file_stem("rightmove-123_4.5"), "rightmove-123_4.5");
+        let a = safe_file_stem("a/b");
+        let b = safe_file_stem("a?b");
+        assert!(a.starts_with("a_b-") && b.starts_with("a_b-"));
+        assert_ne!(a, b);
+        assert!(!safe_file_stem("..").starts_with('.'));
+        assert!(!safe_file_stem("../../etc/passwd").contains('/'));
+        assert!(safe_file_stem(&"x".repeat(300)).len() < 100);
+    }
+}

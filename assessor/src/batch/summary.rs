@@ -1,0 +1,203 @@
+//! What a batch did: counts per verdict and per deciding stage, errors by
+//! kind, latency percentiles and tokens; logged as one structured event and
+//! printed as a table on stderr at the end.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use shortlist_shared::{AssessmentResult, Status, Verdict};
+
+use super::input::InputStats;
+use crate::exit::Exit;
+
+/// One profile's outcome.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Its result already existed (resume).
+    Skipped,
+    /// Assessed, successfully or not; the result is written.
+    Assessed {
+        result: Box<AssessmentResult>,
+        exit: Exit,
+        ms: u64,
+    },
+    /// Assessed, but the result could not be written.
+    Unwritable,
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+    pub unwritable: u64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub by_decided_by: BTreeMap<String, u64>,
+    /// Exit codes of failed assessments: 3 (the profile) or 4 (the backend).
+    pub invalid_profiles: u64,
+    pub backend_failures: u64,
+    pub latencies_ms: Vec<u64>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_captions: u64,
+    pub input: Option<InputStats>,
+    pub input_error: Option<String>,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn record(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Unwritable => self.unwritable += 1,
+            Outcome::Assessed { result, exit, ms } => {
+                self.latencies_ms.push(*ms);
+                if let Some(Some(usage)) = &result.usage {
+                    self.prompt_tokens += usage.prompt_tokens;
+                    self.completion_tokens += usage.completion_tokens;
+                }
+                self.cached_captions += result
+                    .captions
+                    .iter()
+                    .flatten()
+                    .filter(|c| c.cached)
+                    .count() as u64;
+                if result.effective_status() == Status::Error {
+                    let kind = result
+                        .error
+                        .clone()
+                        .flatten()
+                        .map(|e| e.kind)
+                        .unwrap_or_else(|| "unknown".into());
+                    *self.errors_by_kind.entry(kind).or_default() += 1;
+                    match exit {
+                        Exit::InvalidProfile => self.invalid_profiles += 1,
+                        _ => self.backend_failures += 1,
+                    }
+                    return;
+                }
+                match result.verdict {
+                    Some(Verdict::Accept) => self.accepted += 1,
+                    Some(Verdict::Reject) => self.rejected += 1,
+                    None => {}
+                }
+                if let Some(by) = result.decided_by {
+                    let name = serde_json::to_value(by)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    *self.by_decided_by.entry(name).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// Profiles handled so far (skipped ones included).
+    pub fn done(&self) -> u64 {
+        self.accepted + self.rejected + self.errors() + self.skipped + self.unwritable
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.invalid_profiles + self.backend_failures
+    }
+
+    fn percentile(&self, p: f64) -> Option<u64> {
+        if self.latencies_ms.is_empty() {
+            return None;
+        }
+        let mut sorted = self.latencies_ms.clone();
+        sorted.sort_unstable();
+        let rank = ((p / 100.0) * (sorted.len() as f64)).ceil() as usize;
+        Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    }
+
+    /// The exit code: 0 when every profile was assessed; else the worst:
+    /// 5 (results could not be written), 4 (a backend failure: retrying the
+    /// Job may help, and resume skips what is done), 3 (invalid profiles or
+    /// an unreadable input: retrying cannot help).
+    pub fn exit(&self) -> Exit {
+        if self.unwritable > 0 {
+            Exit::ResultUnwritable
+        } else if self.backend_failures > 0 {
+            Exit::BackendFailed
+        } else if self.invalid_profiles > 0 || self.input_error.is_some() {
+            Exit::InvalidProfile
+        } else {
+            Exit::Assessed
+        }
+    }
+
+    pub fn log(&self) {
+        let rate = self.done() as f64 / self.elapsed.as_secs_f64().max(1e-9);
+        tracing::info!(
+            entries = self.input.map(|i| i.entries),
+            owned = self.input.map(|i| i.owned),
+            accepted = self.accepted,
+            rejected = self.rejected,
+            errors = self.errors(),
+            skipped = self.skipped,
+            unwritable = self.unwritable,
+            p50_ms = self.percentile(50.0),
+            p95_ms = self.percentile(95.0),
+            prompt_tokens = self.prompt_tokens,
+            completion_tokens = self.completion_tokens,
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            rate_per_s = format!("{rate:.1}"),
+            "batch finished"
+        );
+    }
+
+    /// The end-of-run table (Markdown-ish, readable in a terminal and a log).
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let rate = self.done() as f64 / self.elapsed.as_secs_f64().max(1e-9);
+        let _ = writeln!(out, "\nbatch summary");
+        let _ = writeln!(out, "| | count |\n|---|---:|");
+        if let Some(input) = self.input {
+            let _ = writeln!(out, "| entries in input | {} |", input.entries);
+            if input.owned != input.entries {
+                let _ = writeln!(out, "| this shard's | {} |", input.owned);
+            }
+        }
+        for (label, value) in [
+            ("accepted", self.accepted),
+            ("rejected", self.rejected),
+            ("errors", self.errors()),
+            ("skipped (already assessed)", self.skipped),
+        ] {
+            let _ = writeln!(out, "| {label} | {value} |");
+        }
+        if self.unwritable > 0 {
+            let _ = writeln!(out, "| results not written | {} |", self.unwritable);
+        }
+        for (by, n) in &self.by_decided_by {
+            let _ = writeln!(out, "| decided by {by} | {n} |");
+        }
+        for (kind, n) in &self.errors_by_kind {
+            let _ = writeln!(out, "| error {kind} | {n} |");
+        }
+        if let (Some(p50), Some(p95)) = (self.percentile(50.0), self.percentile(95.0)) {
+            let _ = writeln!(out, "| latency p50 / p95 | {p50} ms / {p95} ms |");
+        }
+        if self.prompt_tokens + self.completion_tokens > 0 {
+            let _ = writeln!(
+                out,
+                "| tokens prompt / completion | {} / {} |",
+                self.prompt_tokens, self.completion_tokens
+            );
+        }
+        if self.cached_captions > 0 {
+            let _ = writeln!(out, "| captions from cache | {} |", self.cached_captions);
+        }
+        let _ = writeln!(
+            out,
+            "| wall time | {:.1} s ({rate:.1} profiles/s) |",
+            self.elapsed.as_secs_f64()
+        );
+        if let Some(error) = &self.input_error {
+            let _ = writeln!(out, "\ninput error: {error}");
+        }
+        out
+    }
+}
