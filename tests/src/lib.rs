@@ -1,8 +1,17 @@
 //! Pod-level tests of the assessor and relay pair live in `tests/`. This
-//! library only finds the built binaries: `ASSESSOR_BIN` / `RELAY_BIN` when
-//! set (CI, a release build, a custom image's binary), else `target/debug`.
+//! library holds what they share:
+//! - [`binary`]: the built binaries (`ASSESSOR_BIN` / `RELAY_BIN` when set:
+//!   CI, a release build, a custom image's binary; else `target/`);
+//! - [`manifests`]: the rendered Kubernetes manifests of `deploy/`;
+//! - [`kubelet`]: a kubelet in miniature that runs a Job's pod from them;
+//! - [`servers`]: the real HTTP peers a pod talks to (a notifier that
+//!   verifies Standard Webhooks signatures, an OpenAI-compatible judge).
 
 use std::path::PathBuf;
+
+pub mod kubelet;
+pub mod manifests;
+pub mod servers;
 
 /// The binary named `name`, from `env_var` or the workspace's `target/`.
 pub fn binary(env_var: &str, name: &str) -> PathBuf {

@@ -81,7 +81,10 @@ impl CaptionOutcome {
 
 pub struct Captioner {
     vision: VisionClient,
-    fetcher: ImageFetcher,
+    /// Built on the first remote image: building it loads the system's CA
+    /// certificates (~2 ms), wasted on profiles with local or cached images.
+    fetcher: std::sync::OnceLock<Result<ImageFetcher, String>>,
+    fetch_settings: FetchSettings,
     cache: Option<CaptionCache>,
     max_images: usize,
     concurrency: usize,
@@ -102,12 +105,6 @@ impl Captioner {
             value: settings.base_url.clone(),
             message,
         })?;
-        let fetcher =
-            ImageFetcher::new(settings.fetch.clone()).map_err(|message| ConfigError::Invalid {
-                variable: "CAPTION_ALLOW_HOSTS",
-                value: String::new(),
-                message,
-            })?;
         Ok(Captioner {
             vision: VisionClient {
                 http,
@@ -122,7 +119,8 @@ impl Captioner {
                 },
                 timeout: settings.timeout,
             },
-            fetcher,
+            fetcher: std::sync::OnceLock::new(),
+            fetch_settings: settings.fetch.clone(),
             cache: cache_dir.map(CaptionCache::new),
             max_images: settings.max_images,
             concurrency: settings.concurrency.max(1),
@@ -210,7 +208,14 @@ impl Captioner {
         base: &Path,
     ) -> Result<(String, bool, Option<(u64, u64)>), ImageError> {
         let bytes = match ImageSource::parse(source)? {
-            ImageSource::Remote(url) => self.fetcher.fetch(url).await?,
+            ImageSource::Remote(url) => {
+                let fetcher = self
+                    .fetcher
+                    .get_or_init(|| ImageFetcher::new(self.fetch_settings.clone()))
+                    .as_ref()
+                    .map_err(|e| ImageError::FetchFailed(e.clone()))?;
+                fetcher.fetch(url).await?
+            }
             ImageSource::Inline(uri) => decode_data_uri(&uri, self.max_bytes)?,
             ImageSource::Local(path) => {
                 let base = base.to_path_buf();
