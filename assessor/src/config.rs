@@ -173,6 +173,10 @@ pub struct Cli {
     #[arg(long = "cache-dir", env = "CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Reuse a judge's decision for an identical request from CACHE_DIR/responses (needs CACHE_DIR).
+    #[arg(long = "response-cache", env = "LLM_RESPONSE_CACHE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "true", value_name = "BOOL")]
+    pub response_cache: bool,
+
     /// The judge used when the rules pass.
     #[arg(
         long = "backend",
@@ -482,6 +486,7 @@ pub struct Settings {
     /// `None` means stdout.
     pub result_path: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
+    pub response_cache: bool,
     pub backend: BackendKind,
     pub base_url: String,
     pub model: Option<String>,
@@ -699,6 +704,7 @@ impl Settings {
             profile_path,
             result_path,
             cache_dir: cli.cache_dir,
+            response_cache: cli.response_cache,
             backend: cli.backend,
             base_url,
             model,

@@ -56,7 +56,7 @@ pub struct Assessor {
 
 impl Assessor {
     pub fn new(settings: Settings) -> Result<Self, crate::config::ConfigError> {
-        let judge = backend::from_settings(&settings)?;
+        let judge = backend::with_cache(&settings, backend::from_settings(&settings)?);
         let captioner = settings
             .caption
             .as_ref()
@@ -190,6 +190,7 @@ impl Assessor {
             assessment.timings.insert(stage.to_string(), *ms);
         }
         assessment.attempts = stats.attempts;
+        assessment.cached = Some(stats.cached);
         assessment.add_usage(stats.usage);
 
         match outcome {
@@ -288,6 +289,7 @@ struct Assessment {
     attempts: u32,
     usage: Option<shortlist_shared::Usage>,
     captions: Option<Vec<CaptionRecord>>,
+    cached: Option<bool>,
 }
 
 impl Assessment {
@@ -298,6 +300,7 @@ impl Assessment {
             attempts: 0,
             usage: None,
             captions: None,
+            cached: None,
         }
     }
 
@@ -340,6 +343,7 @@ impl Assessment {
             usage: Some(self.usage),
             timings_ms: Some(self.timings.clone()),
             captions: self.captions.clone(),
+            cached: self.cached,
             attempts: Some(self.attempts),
             error: Some(None),
             assessor: Some(crate::assessor_info()),

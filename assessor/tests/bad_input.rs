@@ -101,7 +101,26 @@ async fn directory_as_profile() {
     let dir = tempdir();
     let sub = dir.path().join("profile.d");
     std::fs::create_dir(&sub).unwrap();
-    assert_profile_error(dir.path(), &sub, "profile_unreadable", "directory").await;
+    // A directory is a batch; without RESULT_DIR that is a start-up error.
+    let out = run_assessor(dir.path(), &fixed_env(dir.path(), &sub), &[]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(
+        out.stderr_mentions("RESULT_DIR is required in batch mode"),
+        "{}",
+        out.ctx()
+    );
+    // Asked for one profile explicitly, a directory is an unreadable profile.
+    let env = fixed_env(dir.path(), &sub).set("ASSESSOR_MODE", "assess");
+    let out = run_assessor(dir.path(), &env, &[]).await;
+    out.assert_no_panic().assert_code(3);
+    let r = out.assert_error_result("profile_unreadable");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is a directory"),
+        "{r}"
+    );
 }
 
 #[tokio::test]

@@ -1197,11 +1197,14 @@ async fn captions_are_cached_by_bytes_model_and_prompt() {
     );
     let judge = FakeOpenAi::start(vec![]).await;
     let vision = FakeOpenAi::start(vec![completion(CAPTION_A), completion(CAPTION_B)]).await;
+    // The judge must be asked each run to see the cached captions, so the
+    // response cache (which would answer run 2 itself) is off here.
     let envs = open_fetch(with_captions(
         llm_env(&judge, dir.path(), &profile),
         &vision,
     ))
-    .set("CACHE_DIR", cache.path().to_str().unwrap());
+    .set("CACHE_DIR", cache.path().to_str().unwrap())
+    .set("LLM_RESPONSE_CACHE", "false");
 
     // Run 1: asks, stores two entries.
     let out = run_assessor(dir.path(), &envs, &[]).await;

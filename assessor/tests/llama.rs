@@ -188,9 +188,11 @@ async fn no_model_configured_says_how_to_get_one() {
     let cache = model().parent().unwrap().parent().unwrap();
     let envs = llama_env(dir.path(), &sample("s01"))
         .remove("LLM_MODEL_PATH")
-        .set("CACHE_DIR", cache.to_str().unwrap());
+        .set("CACHE_DIR", cache.to_str().unwrap())
+        .set("LLM_RESPONSE_CACHE", "false");
     let out = run_assessor(dir.path(), &envs, &[]).await;
     assert_ok(&out, out.result()["verdict"].as_str().unwrap_or("?"), "llm");
+    assert_eq!(out.result()["cached"], false);
 }
 
 #[tokio::test]

@@ -154,6 +154,10 @@ pub struct AssessmentResult {
     /// Wall time per stage in milliseconds: `total`, `rules`, `llm`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timings_ms: Option<BTreeMap<String, u64>>,
+    /// Whether the judge's decision came from the response cache
+    /// (`CACHE_DIR/responses`) instead of a backend request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
     /// The profile's images, described by the captions stage, in profile
     /// order; absent when the stage is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]

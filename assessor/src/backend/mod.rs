@@ -13,6 +13,7 @@ use shortlist_shared::{BackendInfo, DecidedBy, Profile, Usage, Verdict};
 use crate::config::{BackendKind, Settings};
 use crate::prompt::{Prompt, PromptBuilder};
 
+pub mod cache;
 pub mod chat_http;
 pub mod command;
 pub mod fixed;
@@ -37,7 +38,7 @@ pub struct JudgeRequest<'a> {
 }
 
 /// A backend's decision.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Decision {
     pub verdict: Verdict,
     pub score: Option<f64>,
@@ -54,6 +55,8 @@ pub struct JudgeStats {
     pub usage: Option<Usage>,
     /// Stage timings a backend measures itself (model load, ...), added to `timings_ms`.
     pub timings: Vec<(&'static str, u64)>,
+    /// The decision came from the response cache; no backend was asked.
+    pub cached: bool,
     /// Time spent evaluating prompts and generating, for the speeds in `usage`.
     prompt_ms: f64,
     generation_ms: f64,
@@ -165,4 +168,45 @@ pub fn from_settings(settings: &Settings) -> Result<Box<dyn Judge>, crate::confi
         #[cfg(feature = "llama")]
         BackendKind::Llama => Box::new(llama::LlamaJudge::from_settings(settings)?),
     })
+}
+
+/// The backend, behind the response cache when `CACHE_DIR` is set and
+/// `LLM_RESPONSE_CACHE` is on (the fixed backend is never cached: it costs
+/// nothing).
+pub fn with_cache(settings: &Settings, judge: Box<dyn Judge>) -> Box<dyn Judge> {
+    match (
+        &settings.cache_dir,
+        settings.response_cache,
+        settings.backend,
+    ) {
+        (Some(dir), true, kind) if kind != BackendKind::Fixed => Box::new(cache::CachedJudge::new(
+            judge,
+            dir,
+            cache_fingerprint(settings),
+        )),
+        _ => judge,
+    }
+}
+
+/// Every setting that changes a reply for the same messages.
+fn cache_fingerprint(settings: &Settings) -> String {
+    let model_file = settings
+        .model_path
+        .as_ref()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len());
+    serde_json::json!({
+        "backend": settings.backend.as_str(),
+        "model": settings.backend_model(),
+        "model_file_bytes": model_file,
+        "base_url": settings.base_url,
+        "temperature": settings.temperature,
+        "max_tokens": settings.max_tokens,
+        "seed": settings.seed,
+        "structured_output": format!("{:?}", settings.structured_output),
+        "positive_regex": settings.positive_regex.as_ref().map(|r| r.as_str().to_string()),
+        "command": settings.command,
+        "reply_schema": crate::verdict::reply_schema(),
+    })
+    .to_string()
 }

@@ -1,0 +1,389 @@
+//! The pair in a pod, run as the kubelet would run it, from the rendered
+//! manifests of `deploy/` (see `pod_tests::kubelet`), and judged as the Job
+//! controller would judge it. The judge and the notifier are real HTTP
+//! servers on 127.0.0.1; deliveries' Standard Webhooks signatures are
+//! verified with the `standardwebhooks` crate against the Secret's key.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pod_tests::kubelet::{JobAction, Kubelet, Phase, PodRun};
+use pod_tests::manifests::Manifests;
+use pod_tests::servers::{Judge, Notifier, reserve_port};
+use serde_json::Value;
+
+const ASSESSOR: &str = "assessor";
+const RELAY: &str = "relay";
+
+/// The webhook secret the rendered Secret holds (what the relay signs with).
+fn webhook_secret(manifests: &Manifests) -> String {
+    let job = manifests.job();
+    let volumes = job["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap();
+    let secret_name = volumes
+        .iter()
+        .find_map(|v| v["secret"]["secretName"].as_str())
+        .expect("the Job mounts a Secret");
+    let data = manifests.secret(secret_name);
+    let (_, value) = data
+        .iter()
+        .find(|(k, _)| k.contains("webhook"))
+        .expect("the Secret has a webhook secret");
+    String::from_utf8(value.clone()).unwrap().trim().to_string()
+}
+
+/// A kubelet for overlay `name` whose judge and notifier are ours; any
+/// PersistentVolumeClaim (the model volume) maps to an empty directory,
+/// since the judge is a server here.
+fn kubelet(
+    manifests: Manifests,
+    judge: &Judge,
+    notifier_url: &str,
+) -> (Kubelet, tempfile::TempDir) {
+    let pvc_root = tempfile::tempdir().unwrap();
+    let mut kubelet = Kubelet::new(manifests);
+    let pod = kubelet.manifests.job()["spec"]["template"]["spec"].clone();
+    for volume in pod["volumes"].as_array().unwrap() {
+        if volume.get("persistentVolumeClaim").is_some() {
+            let name = volume["name"].as_str().unwrap();
+            let dir = pvc_root.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            kubelet.host_volumes.insert(name.to_string(), dir);
+        }
+    }
+    kubelet
+        .set_env(ASSESSOR, "LLM_BACKEND", "openai")
+        .set_env(ASSESSOR, "LLM_BASE_URL", judge.base_url())
+        .set_env(ASSESSOR, "LLM_MODEL", "pod-test")
+        .set_env(ASSESSOR, "LLM_RETRY_BASE_DELAY", "50ms")
+        .set_env(ASSESSOR, "LOG_FORMAT", "json")
+        .set_env(RELAY, "NOTIFIER_URL", notifier_url)
+        .set_env(RELAY, "LOG_FORMAT", "json");
+    (kubelet, pvc_root)
+}
+
+fn profile_id(manifests: &Manifests) -> String {
+    let data = manifests.config_map(profile_config_map(manifests).as_str());
+    let profile: Value = serde_json::from_slice(&data["profile.json"]).unwrap();
+    profile["metadata"]["id"]
+        .as_str()
+        .expect("the sample profile has an id")
+        .to_string()
+}
+
+fn profile_config_map(manifests: &Manifests) -> String {
+    let job = manifests.job();
+    job["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|v| v["configMap"]["name"].as_str())
+        .expect("the Job mounts a ConfigMap")
+        .to_string()
+}
+
+fn assert_clean(pod: &PodRun) {
+    assert!(
+        pod.rootfs_writes.is_empty(),
+        "wrote outside its volumes (readOnlyRootFilesystem): {:?}\n{}",
+        pod.rootfs_writes,
+        pod.describe()
+    );
+    for c in &pod.containers {
+        assert!(
+            !c.stderr.contains("panicked"),
+            "{} panicked\n{}",
+            c.name,
+            pod.describe()
+        );
+    }
+}
+
+fn result_in(pod: &PodRun, container: &str, variable: &str) -> Value {
+    let path = PathBuf::from(&pod.container(container).env[variable]);
+    serde_json::from_slice(
+        &std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), pod.describe())),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_profile_is_delivered_once_signed_and_the_pod_succeeds() {
+    let manifests = Manifests::rendered("base");
+    let secret = webhook_secret(&manifests);
+    let id = profile_id(&manifests);
+    let judge = Judge::start("accept", Duration::ZERO).await;
+    let notifier = Notifier::start(Some(&secret)).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
+    assert_eq!(pod.job_action(kubelet.manifests.job()), JobAction::Complete);
+    assert_clean(&pod);
+    assert_eq!(judge.requests().len(), 1, "{}", pod.describe());
+    let deliveries = notifier.deliveries();
+    assert_eq!(deliveries.len(), 1, "{}", pod.describe());
+    let delivery = &deliveries[0];
+    assert!(
+        delivery.signature_valid,
+        "signature did not verify: {:?}",
+        delivery.headers
+    );
+    assert_eq!(
+        delivery.body["assessment"]["verdict"], "accept",
+        "{}",
+        delivery.body
+    );
+    assert_eq!(delivery.body["assessment"]["id"], id.as_str());
+    // The relay was the native sidecar: started first, stopped by the kubelet
+    // after the assessor, within the grace period, and exited cleanly.
+    let relay = pod.container(RELAY);
+    let assessor = pod.container(ASSESSOR);
+    assert!(relay.sidecar && relay.started_at <= assessor.started_at);
+    assert!(relay.ended_at >= assessor.ended_at);
+    assert_eq!(relay.exit.code, 0, "{}", pod.describe());
+    // The key came from the mounted Secret, not a plain env var.
+    assert!(
+        assessor.env.contains_key("LLM_API_KEY_FILE") && !assessor.env.contains_key("LLM_API_KEY")
+    );
+    assert!(
+        relay.env.contains_key("WEBHOOK_SECRET_FILE") && !relay.env.contains_key("WEBHOOK_SECRET")
+    );
+    assert!(!relay.stderr.contains(&secret) && !relay.stdout.contains(&secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_profile_is_not_delivered_and_the_pod_succeeds() {
+    let manifests = Manifests::rendered("base");
+    let secret = webhook_secret(&manifests);
+    let judge = Judge::start("reject", Duration::ZERO).await;
+    let notifier = Notifier::start(Some(&secret)).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
+    assert_eq!(pod.job_action(kubelet.manifests.job()), JobAction::Complete);
+    assert_clean(&pod);
+    assert!(notifier.deliveries().is_empty(), "{}", pod.describe());
+    let result = result_in(&pod, ASSESSOR, "RESULT_PATH");
+    assert_eq!(result["verdict"], "reject");
+    assert_eq!(pod.container(RELAY).exit.code, 0, "{}", pod.describe());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_profile_exits_3_and_the_policy_fails_the_job() {
+    let mut manifests = Manifests::rendered("base");
+    let config_map = profile_config_map(&manifests);
+    manifests.set_config_map_key(&config_map, "profile.json", "{\"text\": 42}");
+    let secret = webhook_secret(&manifests);
+    let judge = Judge::start("accept", Duration::ZERO).await;
+    let notifier = Notifier::start(Some(&secret)).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.container(ASSESSOR).exit.code, 3, "{}", pod.describe());
+    assert_eq!(pod.phase, Phase::Failed);
+    assert_eq!(
+        pod.job_action(kubelet.manifests.job()),
+        JobAction::FailJob,
+        "{}",
+        pod.describe()
+    );
+    assert!(judge.requests().is_empty());
+    assert!(notifier.deliveries().is_empty());
+    let result = result_in(&pod, ASSESSOR, "RESULT_PATH");
+    assert_eq!(result["error"]["kind"], "profile_invalid");
+    assert_clean(&pod);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assessor_killed_mid_judgement_fails_the_pod_for_a_retry_and_the_relay_does_not_hang() {
+    let manifests = Manifests::rendered("base");
+    let secret = webhook_secret(&manifests);
+    let judge = Judge::start("accept", Duration::from_secs(60)).await;
+    let notifier = Notifier::start(Some(&secret)).await;
+    let (mut kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    kubelet.kill_after = Some((ASSESSOR.into(), Duration::from_millis(1500)));
+    let pod = kubelet.run_pod().await;
+
+    let assessor = pod.container(ASSESSOR);
+    assert_eq!(assessor.exit.signal, Some(9), "{}", pod.describe());
+    assert_eq!(assessor.exit.code, 137);
+    assert_eq!(
+        judge.requests().len(),
+        1,
+        "killed while the judge was thinking"
+    );
+    assert_eq!(pod.phase, Phase::Failed);
+    // Not FailJob (that is for exit 3): the failure counts and the Job retries.
+    let job = kubelet.manifests.job();
+    assert_eq!(pod.job_action(job), JobAction::Count, "{}", pod.describe());
+    assert!(job["spec"]["backoffLimit"].as_u64().unwrap() >= 1);
+    // The relay got SIGTERM when the assessor died and left within the grace period.
+    let relay = pod.container(RELAY);
+    assert!(
+        relay.stopped_by_kubelet && relay.exit.signal.is_none(),
+        "{}",
+        pod.describe()
+    );
+    let grace = job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap_or(30);
+    assert!(
+        relay.ended_at - assessor.ended_at < Duration::from_secs(grace),
+        "{}",
+        pod.describe()
+    );
+    assert!(notifier.deliveries().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notifier_down_during_the_run_still_gets_the_delivery_before_the_relay_exits() {
+    let manifests = Manifests::rendered("base");
+    let secret = webhook_secret(&manifests);
+    let judge = Judge::start("accept", Duration::ZERO).await;
+    let port = reserve_port();
+    let notifier = Notifier::start_later(port, Duration::from_secs(2), Some(&secret)).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
+    let deliveries = notifier.deliveries();
+    assert_eq!(deliveries.len(), 1, "{}", pod.describe());
+    assert!(deliveries[0].signature_valid);
+    let relay = pod.container(RELAY);
+    let assessor = pod.container(ASSESSOR);
+    // The assessor was long done when the notifier came up: the relay kept
+    // retrying through the kubelet's SIGTERM, within its drain time.
+    assert!(
+        assessor.ended_at < Duration::from_secs(2),
+        "{}",
+        pod.describe()
+    );
+    assert!(
+        relay.ended_at >= Duration::from_secs(2),
+        "{}",
+        pod.describe()
+    );
+    assert_eq!(relay.exit.code, 0, "{}", pod.describe());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_classic_overlay_pair_completes_on_its_own() {
+    let manifests = Manifests::rendered("classic");
+    let pod_spec = manifests.job()["spec"]["template"]["spec"].clone();
+    assert!(
+        pod_spec["initContainers"]
+            .as_array()
+            .is_none_or(|c| c.iter().all(|c| c["restartPolicy"] != "Always")),
+        "classic has no native sidecar"
+    );
+    let secret = webhook_secret(&manifests);
+    let judge = Judge::start("accept", Duration::ZERO).await;
+    let notifier = Notifier::start(Some(&secret)).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
+    assert_eq!(pod.job_action(kubelet.manifests.job()), JobAction::Complete);
+    let relay = pod.container(RELAY);
+    assert!(
+        !relay.sidecar && !relay.stopped_by_kubelet,
+        "the relay exits by itself"
+    );
+    assert_eq!(relay.exit.code, 0);
+    let deliveries = notifier.deliveries();
+    assert_eq!(deliveries.len(), 1, "{}", pod.describe());
+    assert!(deliveries[0].signature_valid);
+    assert_clean(&pod);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_overlay_indexes_judge_disjoint_shares_that_cover_every_profile() {
+    let manifests = Manifests::rendered("batch");
+    let job = manifests.job().clone();
+    assert_eq!(job["spec"]["completionMode"], "Indexed");
+    let completions = job["spec"]["completions"].as_u64().unwrap() as u32;
+    assert!(completions >= 2);
+    let config_map = profile_config_map(&manifests);
+    let lines: Vec<Value> = String::from_utf8(
+        manifests
+            .config_map(&config_map)
+            .into_iter()
+            .find(|(k, _)| k.ends_with(".jsonl"))
+            .expect("a JSONL of profiles")
+            .1,
+    )
+    .unwrap()
+    .lines()
+    .filter(|l| !l.trim().is_empty())
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    let all_ids: BTreeSet<String> = lines
+        .iter()
+        .map(|p| p["metadata"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(all_ids.len(), lines.len(), "ids are distinct");
+
+    let secret = webhook_secret(&manifests);
+    let judge = Judge::start("accept", Duration::ZERO).await;
+    let mut seen = BTreeSet::new();
+    let mut judged_total = 0;
+    for index in 0..completions {
+        let notifier = Notifier::start(Some(&secret)).await;
+        let (mut kubelet, _pvc) = kubelet(manifests.clone(), &judge, &notifier.url());
+        kubelet.completion_index = Some(index);
+        let pod = kubelet.run_pod().await;
+        assert_eq!(
+            pod.phase,
+            Phase::Succeeded,
+            "index {index}\n{}",
+            pod.describe()
+        );
+        assert_clean(&pod);
+        let results_dir = PathBuf::from(&pod.container(ASSESSOR).env["RESULT_DIR"]);
+        let mut ids = BTreeSet::new();
+        for entry in std::fs::read_dir(&results_dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') || !name.ends_with(".json") {
+                continue;
+            }
+            let result: Value =
+                serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+            assert_eq!(result["status"], "ok", "{result}");
+            ids.insert(result["id"].as_str().unwrap().to_string());
+        }
+        assert!(
+            !ids.is_empty(),
+            "index {index} judged nothing\n{}",
+            pod.describe()
+        );
+        for id in &ids {
+            assert!(seen.insert(id.clone()), "{id} judged by two indexes");
+        }
+        judged_total += ids.len();
+        // The relay delivered this index's accepted results, each once.
+        let delivered: BTreeSet<String> = notifier
+            .deliveries()
+            .iter()
+            .map(|d| {
+                assert!(d.signature_valid);
+                d.body["assessment"]["id"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(
+            delivered.len(),
+            notifier.deliveries().len(),
+            "no duplicates"
+        );
+        assert!(delivered.is_subset(&ids), "{delivered:?} vs {ids:?}");
+    }
+    assert_eq!(
+        seen, all_ids,
+        "together the indexes judged every profile once"
+    );
+    assert_eq!(judged_total, all_ids.len());
+}
