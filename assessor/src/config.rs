@@ -24,6 +24,7 @@ use crate::batch::shard::Shard;
 use crate::caption::CaptionSettings;
 use crate::caption::fetch::FetchSettings;
 use crate::caption::guard::AddressPolicy;
+use crate::eval::EvalSettings;
 use crate::rules::Rules;
 use crate::secret::Secret;
 
@@ -90,6 +91,8 @@ pub enum RunMode {
     Assess,
     /// Every profile of a directory or JSONL file, results into RESULT_DIR.
     Batch,
+    /// Score RESULT_DIR's verdicts against EVAL_LABELS (after a batch when PROFILE_PATH is given).
+    Eval,
 }
 
 /// Whether and how the profile's images are captioned.
@@ -156,6 +159,18 @@ pub struct Cli {
     /// Batch: this shard's index; Kubernetes sets it in Indexed Jobs.
     #[arg(long = "shard-index", env = "JOB_COMPLETION_INDEX", value_name = "I")]
     pub shard_index: Option<u32>,
+
+    /// Eval: the labels, a JSON object of profile id (or result file stem) → "accept" | "reject".
+    #[arg(long = "labels", env = "EVAL_LABELS", value_name = "PATH")]
+    pub labels: Option<PathBuf>,
+
+    /// Eval: a second results directory to compare with RESULT_DIR on the same labels.
+    #[arg(long = "against", env = "EVAL_AGAINST", value_name = "DIR")]
+    pub against: Option<PathBuf>,
+
+    /// Eval: also write the report as JSON to this file.
+    #[arg(long = "report", env = "EVAL_REPORT", value_name = "PATH")]
+    pub report: Option<PathBuf>,
 
     /// Batch: judge profiles again even when their result exists and is ok.
     #[arg(long = "force", env = "ASSESSOR_FORCE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
@@ -415,6 +430,10 @@ pub struct Cli {
     #[arg(long = "caption-required", env = "CAPTION_REQUIRED", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", value_name = "BOOL")]
     pub caption_required: bool,
 
+    /// Prices per 1000 tokens as PROMPT,COMPLETION (e.g. 0.00015,0.0006), for a batch's cost estimate.
+    #[arg(long = "price-per-1k", env = "LLM_PRICE_PER_1K", value_parser = parse_prices, value_name = "PROMPT,COMPLETION")]
+    pub prices: Option<(f64, f64)>,
+
     /// Log format; json by default when stdout is not a terminal. RUST_LOG sets the filter.
     #[arg(long = "log-format", env = "LOG_FORMAT", value_parser = parse_log_format, value_name = "json|plain")]
     pub log_format: Option<LogFormat>,
@@ -424,6 +443,29 @@ fn parse_temperature(value: &str) -> Result<f32, String> {
     match value.trim().parse::<f32>() {
         Ok(t) if (0.0..=2.0).contains(&t) => Ok(t),
         _ => Err(format!("expected a number from 0 to 2, found {value:?}")),
+    }
+}
+
+fn parse_prices(value: &str) -> Result<(f64, f64), String> {
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| p.is_finite() && *p >= 0.0)
+    };
+    match value.split_once(',') {
+        Some((p, c)) => match (parse(p), parse(c)) {
+            (Some(p), Some(c)) => Ok((p, c)),
+            _ => Err(format!(
+                "expected two prices per 1000 tokens, PROMPT,COMPLETION, found {value:?}"
+            )),
+        },
+        None => match parse(value) {
+            Some(p) => Ok((p, p)),
+            None => Err(format!(
+                "expected a price per 1000 tokens or PROMPT,COMPLETION, found {value:?}"
+            )),
+        },
     }
 }
 
@@ -512,10 +554,14 @@ pub struct Settings {
     pub command: Option<Vec<String>>,
     pub command_timeout: Duration,
     pub log_format: Option<LogFormat>,
+    /// Prices per 1000 prompt / completion tokens.
+    pub prices: Option<(f64, f64)>,
     /// The captions stage, when on.
     pub caption: Option<CaptionSettings>,
     /// Batch mode, when PROFILE_PATH is a directory or JSONL file (or `batch` is asked for).
     pub batch: Option<BatchSettings>,
+    /// `eval`: score results against labels (after the batch, if any).
+    pub eval: Option<EvalSettings>,
 }
 
 impl Settings {
@@ -560,10 +606,18 @@ impl Settings {
     }
 
     fn validate(cli: Cli) -> Result<Settings, ConfigError> {
-        let profile_path = cli.profile_path.clone().ok_or(ConfigError::Missing {
-            variable: "PROFILE_PATH",
-            why: "(the profile file to judge, or - for stdin)",
-        })?;
+        let eval = eval_settings(&cli)?;
+        let profile_path = match (cli.profile_path.clone(), &eval) {
+            (Some(path), _) => path,
+            // An eval of existing results needs no input.
+            (None, Some(_)) => PathBuf::new(),
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    variable: "PROFILE_PATH",
+                    why: "(the profile file to judge, or - for stdin)",
+                });
+            }
+        };
         let result_path = cli.result_path.clone().filter(|p| p.as_os_str() != "-");
 
         let api_key = match (&cli.api_key, &cli.api_key_file, &cli.openai_api_key) {
@@ -582,7 +636,11 @@ impl Settings {
             _ => None,
         };
 
-        let batch = batch_settings(&cli, &profile_path)?;
+        let batch = if eval.is_some() && profile_path.as_os_str().is_empty() {
+            None
+        } else {
+            batch_settings(&cli, &profile_path)?
+        };
 
         let caption = match cli.caption_backend {
             CaptionBackend::None => None,
@@ -734,8 +792,10 @@ impl Settings {
             command,
             command_timeout: cli.command_timeout,
             log_format: cli.log_format,
+            prices: cli.prices,
             caption,
             batch,
+            eval,
         })
     }
 
@@ -762,7 +822,7 @@ fn batch_settings(cli: &Cli, profile_path: &Path) -> Result<Option<BatchSettings
     let format = InputFormat::detect(profile_path);
     let format = match (cli.mode, format) {
         (Some(RunMode::Assess), _) | (None, None) => return Ok(None),
-        (Some(RunMode::Batch), None) => {
+        (Some(RunMode::Batch | RunMode::Eval), None) => {
             return Err(ConfigError::Invalid {
                 variable: "PROFILE_PATH",
                 value: profile_path.display().to_string(),
@@ -837,6 +897,27 @@ fn batch_settings(cli: &Cli, profile_path: &Path) -> Result<Option<BatchSettings
         jobs,
         shard,
         force: cli.force,
+    }))
+}
+
+/// `eval`'s settings: the labels and the results to score.
+fn eval_settings(cli: &Cli) -> Result<Option<EvalSettings>, ConfigError> {
+    if cli.mode != Some(RunMode::Eval) {
+        return Ok(None);
+    }
+    let labels = cli.labels.clone().ok_or(ConfigError::Missing {
+        variable: "EVAL_LABELS",
+        why: "for eval (a JSON object of profile id -> \"accept\" | \"reject\")",
+    })?;
+    let results = cli.result_dir.clone().ok_or(ConfigError::Missing {
+        variable: "RESULT_DIR",
+        why: "for eval (the directory of results to score)",
+    })?;
+    Ok(Some(EvalSettings {
+        labels,
+        results,
+        against: cli.against.clone(),
+        report: cli.report.clone(),
     }))
 }
 
@@ -1026,7 +1107,10 @@ fn resolve_relative(config_path: &Path, id: &str, value: String) -> String {
         | "model_path"
         | "caption_api_key_file"
         | "result_dir"
-        | "results_jsonl" => join(&value),
+        | "results_jsonl"
+        | "labels"
+        | "against"
+        | "report" => join(&value),
         "rules" => match value.strip_prefix('@') {
             Some(p) => format!("@{}", join(p)),
             None => value,

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod batch;
 pub mod caption;
 pub mod config;
+pub mod eval;
 pub mod exit;
 pub mod output;
 pub mod pipeline;

@@ -27,6 +27,11 @@ use crate::rules::RulesOutcome;
 /// Runs the assessor with validated settings: one profile, or a batch when
 /// the input is a directory or a JSONL file.
 pub async fn run(settings: Settings) -> Exit {
+    if settings.batch.is_none() {
+        if let Some(eval) = &settings.eval {
+            return run_eval(eval);
+        }
+    }
     let assessor = match Assessor::new(settings) {
         Ok(assessor) => assessor,
         Err(error) => {
@@ -35,7 +40,19 @@ pub async fn run(settings: Settings) -> Exit {
         }
     };
     if assessor.settings.batch.is_some() {
-        return crate::batch::run(std::sync::Arc::new(assessor)).await;
+        let eval = assessor.settings.eval.clone();
+        let exit = crate::batch::run(std::sync::Arc::new(assessor)).await;
+        return match (&eval, exit) {
+            (Some(eval), Exit::Assessed | Exit::InvalidProfile | Exit::BackendFailed) => {
+                let scored = run_eval(eval);
+                if scored == Exit::Assessed {
+                    exit
+                } else {
+                    scored
+                }
+            }
+            _ => exit,
+        };
     }
     let settings = &assessor.settings;
     let read = read_profile(&settings.profile_path);
@@ -43,6 +60,20 @@ pub async fn run(settings: Settings) -> Exit {
         .assess(read, &profile_dir(&settings.profile_path))
         .await;
     finish(settings, result, exit)
+}
+
+/// Scores results against labels and prints the report.
+fn run_eval(settings: &crate::eval::EvalSettings) -> Exit {
+    match crate::eval::run(settings) {
+        Ok(report) => {
+            let _ = print_stdout(crate::eval::markdown(&report).as_bytes());
+            Exit::Assessed
+        }
+        Err(error) => {
+            eprintln!("assessor: {error}");
+            Exit::Usage
+        }
+    }
 }
 
 /// Everything that does not change from one profile to the next: the

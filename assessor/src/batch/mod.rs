@@ -11,12 +11,13 @@
 //!   `jobs` profiles are in flight.
 
 pub mod input;
+pub mod progress;
 pub mod shard;
 pub mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::StreamExt;
 use shortlist_shared::AssessmentResult;
@@ -26,14 +27,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use self::input::{InputFormat, Item, read_into};
+use self::progress::Progress;
 use self::shard::Shard;
 use self::summary::{Outcome, Summary};
 use crate::exit::Exit;
 use crate::output::render;
 use crate::pipeline::Assessor;
-
-/// How often a progress line is logged.
-const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// Validated batch settings.
 #[derive(Debug, Clone)]
@@ -107,8 +106,11 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
         })
         .buffer_unordered(batch.jobs);
 
-    let mut summary = Summary::default();
-    let mut last_progress = Instant::now();
+    let mut summary = Summary {
+        prices: assessor.settings.prices,
+        ..Summary::default()
+    };
+    let mut progress = Progress::new(count_entries(&batch));
     while let Some((outcome, line)) = outcomes.next().await {
         if let (Some(writer), Some(line)) = (jsonl.as_mut(), line) {
             if let Err(error) = writer.write_all(&line).await {
@@ -117,22 +119,9 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
             }
         }
         summary.record(&outcome);
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            tracing::info!(
-                done = summary.done(),
-                accepted = summary.accepted,
-                rejected = summary.rejected,
-                errors = summary.errors(),
-                skipped = summary.skipped,
-                rate_per_s = format!(
-                    "{:.1}",
-                    summary.done() as f64 / started.elapsed().as_secs_f64()
-                ),
-                "batch progress"
-            );
-        }
+        progress.update(&summary);
     }
+    progress.finish();
     if let Some(writer) = jsonl.as_mut() {
         if let Err(error) = writer.flush().await {
             tracing::error!(%error, "cannot write RESULTS_JSONL");
@@ -157,6 +146,37 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
     summary.log();
     eprint!("{}", summary.table());
     summary.exit()
+}
+
+/// The number of entries when it is cheap to know up front and is this
+/// pod's whole share (no shard): files in a directory, lines of a JSONL.
+fn count_entries(batch: &BatchSettings) -> Option<u64> {
+    if batch.shard.is_some() {
+        return None;
+    }
+    match batch.format {
+        InputFormat::Directory => std::fs::read_dir(&batch.input).ok().map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    !name.starts_with('.') && name.ends_with(".json")
+                })
+                .count() as u64
+        }),
+        InputFormat::Jsonl => {
+            use std::io::BufRead;
+            let file = std::fs::File::open(&batch.input).ok()?;
+            let reader = std::io::BufReader::with_capacity(1 << 20, file);
+            Some(
+                reader
+                    .split(b'\n')
+                    .filter(|line| line.as_ref().is_ok_and(|l| !l.trim_ascii().is_empty()))
+                    .count() as u64,
+            )
+        }
+    }
 }
 
 /// One item: skip it when its result exists, else assess and write it.

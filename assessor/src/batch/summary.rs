@@ -41,9 +41,12 @@ pub struct Summary {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cached_captions: u64,
+    pub cached_responses: u64,
     pub input: Option<InputStats>,
     pub input_error: Option<String>,
     pub elapsed: Duration,
+    /// Prices per 1000 prompt / completion tokens, for the cost estimate.
+    pub prices: Option<(f64, f64)>,
 }
 
 impl Summary {
@@ -56,6 +59,9 @@ impl Summary {
                 if let Some(Some(usage)) = &result.usage {
                     self.prompt_tokens += usage.prompt_tokens;
                     self.completion_tokens += usage.completion_tokens;
+                }
+                if result.cached == Some(true) {
+                    self.cached_responses += 1;
                 }
                 self.cached_captions += result
                     .captions
@@ -112,6 +118,15 @@ impl Summary {
         Some(sorted[rank.clamp(1, sorted.len()) - 1])
     }
 
+    /// Tokens priced with `LLM_PRICE_PER_1K` (prompt, completion).
+    pub fn cost(&self) -> Option<f64> {
+        let (prompt, completion) = self.prices?;
+        Some(
+            self.prompt_tokens as f64 / 1000.0 * prompt
+                + self.completion_tokens as f64 / 1000.0 * completion,
+        )
+    }
+
     /// The exit code: 0 when every profile was assessed; else the worst:
     /// 5 (results could not be written), 4 (a backend failure: retrying the
     /// Job may help, and resume skips what is done), 3 (invalid profiles or
@@ -142,6 +157,8 @@ impl Summary {
             p95_ms = self.percentile(95.0),
             prompt_tokens = self.prompt_tokens,
             completion_tokens = self.completion_tokens,
+            cached_responses = self.cached_responses,
+            cost = self.cost(),
             elapsed_ms = self.elapsed.as_millis() as u64,
             rate_per_s = format!("{rate:.1}"),
             "batch finished"
@@ -185,6 +202,16 @@ impl Summary {
                 out,
                 "| tokens prompt / completion | {} / {} |",
                 self.prompt_tokens, self.completion_tokens
+            );
+        }
+        if let Some(cost) = self.cost() {
+            let _ = writeln!(out, "| cost estimate | {cost:.4} |");
+        }
+        if self.cached_responses > 0 {
+            let _ = writeln!(
+                out,
+                "| judge answers from cache | {} |",
+                self.cached_responses
             );
         }
         if self.cached_captions > 0 {

@@ -1,0 +1,461 @@
+//! `assessor eval`: how well a batch's verdicts match a house hunter's
+//! labels. Confusion matrix, accuracy, precision, recall and F1 for
+//! "accept", split by the stage that decided, and every disagreement with
+//! its reasons; `--against` puts a second run (another brief, model, or the
+//! rules off) beside the first on the same labels.
+//!
+//! Labels are a JSON object mapping a profile id or result file stem to
+//! `"accept"` or `"reject"` (the shape of `shared/profiles/labels.json`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use shortlist_shared::{AssessmentResult, Status, Verdict};
+
+/// Validated eval settings.
+#[derive(Debug, Clone)]
+pub struct EvalSettings {
+    pub labels: PathBuf,
+    pub results: PathBuf,
+    pub against: Option<PathBuf>,
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{}: cannot read the labels: {error}", path.display())]
+    LabelsUnreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: the labels must be a JSON object of id → \"accept\" | \"reject\": {message}", path.display())]
+    LabelsInvalid { path: PathBuf, message: String },
+    #[error("{}: cannot read the results directory: {error}", path.display())]
+    ResultsUnreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{}: cannot write the report: {error}", path.display())]
+    ReportUnwritable { path: PathBuf, error: String },
+}
+
+/// Counts with "accept" as the positive class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Confusion {
+    pub true_accept: u64,
+    pub false_accept: u64,
+    pub false_reject: u64,
+    pub true_reject: u64,
+}
+
+impl Confusion {
+    fn add(&mut self, label: Verdict, verdict: Verdict) {
+        match (label, verdict) {
+            (Verdict::Accept, Verdict::Accept) => self.true_accept += 1,
+            (Verdict::Reject, Verdict::Accept) => self.false_accept += 1,
+            (Verdict::Accept, Verdict::Reject) => self.false_reject += 1,
+            (Verdict::Reject, Verdict::Reject) => self.true_reject += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.true_accept + self.false_accept + self.false_reject + self.true_reject
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
+        let precision = ratio(self.true_accept, self.true_accept + self.false_accept);
+        let recall = ratio(self.true_accept, self.true_accept + self.false_reject);
+        let f1 = match (precision, recall) {
+            (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
+            (Some(_), Some(_)) => Some(0.0),
+            _ => None,
+        };
+        Metrics {
+            accuracy: ratio(self.true_accept + self.true_reject, self.total()),
+            precision,
+            recall,
+            f1,
+        }
+    }
+}
+
+/// Derived figures; `null` when undefined (no positives, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Metrics {
+    pub accuracy: Option<f64>,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
+}
+
+/// One profile where the verdict and the label differ.
+#[derive(Debug, Clone, Serialize)]
+pub struct Disagreement {
+    pub id: String,
+    pub label: &'static str,
+    pub verdict: &'static str,
+    pub decided_by: Option<String>,
+    pub score: Option<f64>,
+    pub reasons: Vec<String>,
+}
+
+/// One results directory judged against the labels.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub results: PathBuf,
+    pub confusion: Confusion,
+    pub metrics: Metrics,
+    pub by_decided_by: BTreeMap<String, (Confusion, Metrics)>,
+    pub disagreements: Vec<Disagreement>,
+    /// Labelled profiles with no result in the directory.
+    pub missing: Vec<String>,
+    /// Labelled profiles whose result is an error (no verdict).
+    pub errors: Vec<String>,
+    /// Results with no label (not scored).
+    pub unlabelled: u64,
+    /// Each labelled id's verdict, for comparing runs.
+    #[serde(skip)]
+    verdicts: BTreeMap<String, Option<Verdict>>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub labels: PathBuf,
+    pub labelled: u64,
+    pub runs: Vec<RunReport>,
+    /// With `--against`: profiles whose verdict differs between the runs.
+    pub changed: Vec<Changed>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Changed {
+    pub id: String,
+    pub label: &'static str,
+    pub first: Option<&'static str>,
+    pub second: Option<&'static str>,
+}
+
+pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Verdict>, EvalError> {
+    let text = std::fs::read_to_string(path).map_err(|error| EvalError::LabelsUnreadable {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let invalid = |message: String| EvalError::LabelsInvalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let object = value.as_object().ok_or_else(|| {
+        invalid(format!(
+            "found {}",
+            shortlist_shared::profile::json_type_name(&value)
+        ))
+    })?;
+    let mut labels = BTreeMap::new();
+    for (id, label) in object {
+        let verdict = match label
+            .as_str()
+            .map(str::trim)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("accept") => Verdict::Accept,
+            Some("reject") => Verdict::Reject,
+            _ => {
+                return Err(invalid(format!(
+                    "{id:?} is {label}, expected \"accept\" or \"reject\""
+                )));
+            }
+        };
+        labels.insert(id.clone(), verdict);
+    }
+    Ok(labels)
+}
+
+/// Reads every result of `dir` and scores it against `labels`.
+pub fn evaluate(dir: &Path, labels: &BTreeMap<String, Verdict>) -> Result<RunReport, EvalError> {
+    let entries = std::fs::read_dir(dir).map_err(|error| EvalError::ResultsUnreadable {
+        path: dir.to_path_buf(),
+        error,
+    })?;
+    // Label key → its result (by id first, then by file stem).
+    let mut found: BTreeMap<String, AssessmentResult> = BTreeMap::new();
+    let mut unlabelled = 0;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                !n.starts_with('.') && n.ends_with(".json")
+            })
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let Ok(result) = serde_json::from_slice::<AssessmentResult>(&bytes) else {
+            tracing::warn!(file = %file.display(), "not a result; ignored");
+            continue;
+        };
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let key = result
+            .id
+            .clone()
+            .filter(|id| labels.contains_key(id))
+            .or_else(|| labels.contains_key(&stem).then_some(stem));
+        match key {
+            Some(key) => {
+                found.insert(key, result);
+            }
+            None => unlabelled += 1,
+        }
+    }
+
+    let mut report = RunReport {
+        results: dir.to_path_buf(),
+        confusion: Confusion::default(),
+        metrics: Confusion::default().metrics(),
+        by_decided_by: BTreeMap::new(),
+        disagreements: Vec::new(),
+        missing: Vec::new(),
+        errors: Vec::new(),
+        unlabelled,
+        verdicts: BTreeMap::new(),
+    };
+    let mut by_stage: BTreeMap<String, Confusion> = BTreeMap::new();
+    for (id, label) in labels {
+        let Some(result) = found.get(id) else {
+            report.missing.push(id.clone());
+            report.verdicts.insert(id.clone(), None);
+            continue;
+        };
+        let verdict = match (result.effective_status(), result.verdict) {
+            (Status::Ok, Some(verdict)) => verdict,
+            _ => {
+                report.errors.push(id.clone());
+                report.verdicts.insert(id.clone(), None);
+                continue;
+            }
+        };
+        report.verdicts.insert(id.clone(), Some(verdict));
+        report.confusion.add(*label, verdict);
+        let stage = result
+            .decided_by
+            .and_then(|d| serde_json::to_value(d).ok())
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into());
+        by_stage
+            .entry(stage.clone())
+            .or_default()
+            .add(*label, verdict);
+        if verdict != *label {
+            report.disagreements.push(Disagreement {
+                id: id.clone(),
+                label: label.as_str(),
+                verdict: verdict.as_str(),
+                decided_by: Some(stage),
+                score: result.score,
+                reasons: result.reasons.clone().unwrap_or_default(),
+            });
+        }
+    }
+    report.metrics = report.confusion.metrics();
+    report.by_decided_by = by_stage
+        .into_iter()
+        .map(|(stage, confusion)| (stage, (confusion, confusion.metrics())))
+        .collect();
+    Ok(report)
+}
+
+/// Runs the eval: reads labels and results, prints the Markdown report on
+/// stdout, writes the JSON report when asked.
+pub fn run(settings: &EvalSettings) -> Result<Report, EvalError> {
+    let labels = read_labels(&settings.labels)?;
+    let mut runs = vec![evaluate(&settings.results, &labels)?];
+    if let Some(other) = &settings.against {
+        runs.push(evaluate(other, &labels)?);
+    }
+    let changed = match runs.as_slice() {
+        [first, second] => labels
+            .iter()
+            .filter_map(|(id, label)| {
+                let a = first.verdicts.get(id).copied().flatten();
+                let b = second.verdicts.get(id).copied().flatten();
+                (a != b).then(|| Changed {
+                    id: id.clone(),
+                    label: label.as_str(),
+                    first: a.map(Verdict::as_str),
+                    second: b.map(Verdict::as_str),
+                })
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let report = Report {
+        labels: settings.labels.clone(),
+        labelled: labels.len() as u64,
+        runs,
+        changed,
+    };
+    if let Some(path) = &settings.report {
+        let mut bytes = serde_json::to_vec_pretty(&report).expect("a report serialises");
+        bytes.push(b'\n');
+        shortlist_shared::atomic::write_atomic(path, &bytes).map_err(|e| {
+            EvalError::ReportUnwritable {
+                path: path.clone(),
+                error: e.to_string(),
+            }
+        })?;
+    }
+    Ok(report)
+}
+
+fn pct(value: Option<f64>) -> String {
+    value.map_or("–".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+/// The report as Markdown tables.
+pub fn markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Eval against {} ({} labels)\n",
+        report.labels.display(),
+        report.labelled
+    );
+    let header: Vec<String> = report
+        .runs
+        .iter()
+        .map(|r| format!("`{}`", r.results.display()))
+        .collect();
+    let _ = writeln!(out, "| | {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|{}|", vec!["---:"; report.runs.len()].join("|"));
+    let row = |name: &str, f: &dyn Fn(&RunReport) -> String| {
+        let cells: Vec<String> = report.runs.iter().map(f).collect();
+        format!("| {name} | {} |\n", cells.join(" | "))
+    };
+    out.push_str(&row("accuracy", &|r| pct(r.metrics.accuracy)));
+    out.push_str(&row("precision (accept)", &|r| pct(r.metrics.precision)));
+    out.push_str(&row("recall (accept)", &|r| pct(r.metrics.recall)));
+    out.push_str(&row("F1 (accept)", &|r| pct(r.metrics.f1)));
+    out.push_str(&row("true accept / false accept", &|r| {
+        format!("{} / {}", r.confusion.true_accept, r.confusion.false_accept)
+    }));
+    out.push_str(&row("false reject / true reject", &|r| {
+        format!("{} / {}", r.confusion.false_reject, r.confusion.true_reject)
+    }));
+    out.push_str(&row("scored / errors / missing", &|r| {
+        format!(
+            "{} / {} / {}",
+            r.confusion.total(),
+            r.errors.len(),
+            r.missing.len()
+        )
+    }));
+    for (i, run) in report.runs.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\n## {} `{}`\n",
+            if i == 0 { "Run" } else { "Against" },
+            run.results.display()
+        );
+        let _ = writeln!(
+            out,
+            "| decided by | scored | accuracy | precision | recall | F1 |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+        for (stage, (confusion, metrics)) in &run.by_decided_by {
+            let _ = writeln!(
+                out,
+                "| {stage} | {} | {} | {} | {} | {} |",
+                confusion.total(),
+                pct(metrics.accuracy),
+                pct(metrics.precision),
+                pct(metrics.recall),
+                pct(metrics.f1)
+            );
+        }
+        if !run.disagreements.is_empty() {
+            let _ = writeln!(out, "\n| id | label | verdict | decided by | reasons |");
+            let _ = writeln!(out, "|---|---|---|---|---|");
+            for d in &run.disagreements {
+                let reasons = d.reasons.join("; ").replace('|', "\\|").replace('\n', " ");
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} |",
+                    d.id,
+                    d.label,
+                    d.verdict,
+                    d.decided_by.as_deref().unwrap_or("–"),
+                    reasons
+                );
+            }
+        }
+        if !run.errors.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nno verdict (error results): {}",
+                run.errors.join(", ")
+            );
+        }
+        if !run.missing.is_empty() {
+            let _ = writeln!(out, "\nno result: {}", run.missing.join(", "));
+        }
+    }
+    if report.runs.len() == 2 {
+        let _ = writeln!(
+            out,
+            "\n## Changed between the runs ({})\n",
+            report.changed.len()
+        );
+        if !report.changed.is_empty() {
+            let _ = writeln!(out, "| id | label | run | against |\n|---|---|---|---|");
+            for c in &report.changed {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    c.id,
+                    c.label,
+                    c.first.unwrap_or("none"),
+                    c.second.unwrap_or("none")
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_match_hand_computed_values() {
+        // 3 TA, 1 FA, 2 FR, 4 TR.
+        let c = Confusion {
+            true_accept: 3,
+            false_accept: 1,
+            false_reject: 2,
+            true_reject: 4,
+        };
+        let m = c.metrics();
+        assert_eq!(m.accuracy, Some(0.7));
+        assert_eq!(m.precision, Some(0.75));
+        assert_eq!(m.recall, Some(0.6));
+        let f1 = m.f1.unwrap();
+        assert!((f1 - 2.0 * 0.75 * 0.6 / 1.35).abs() < 1e-12);
+        let none = Confusion::default().metrics();
+        assert_eq!((none.accuracy, none.precision, none.f1), (None, None, None));
+    }
+}
