@@ -69,6 +69,7 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
         "batch started"
     );
 
+    let leftovers = Leftovers::scan(&batch.result_dir);
     let (sender, mut receiver) = mpsc::channel::<Item>(batch.jobs * 2);
     let reader = {
         let batch = batch.clone();
@@ -102,7 +103,8 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
         .map(|item| {
             let assessor = Arc::clone(&assessor);
             let batch = &batch;
-            async move { process(&assessor, batch, item).await }
+            let leftovers = &leftovers;
+            async move { process(&assessor, batch, leftovers, item).await }
         })
         .buffer_unordered(batch.jobs);
 
@@ -184,9 +186,14 @@ fn count_entries(batch: &BatchSettings) -> Option<u64> {
 async fn process(
     assessor: &Assessor,
     batch: &BatchSettings,
+    leftovers: &Leftovers,
     item: Item,
 ) -> (Outcome, Option<Vec<u8>>) {
-    let path = batch.result_dir.join(result_file_name(&item));
+    let name = result_file_name(&item);
+    // A writer killed mid-write (SIGKILL, OOM, node loss) leaves its temp
+    // file behind; this run now owns that name, so its leftovers go.
+    leftovers.remove_for(&name);
+    let path = batch.result_dir.join(name);
     if !batch.force && item.parsed.is_ok() && has_ok_result(&path).await {
         tracing::debug!(source = %item.source, result = %path.display(), "already assessed; skipped");
         return (Outcome::Skipped, None);
@@ -215,6 +222,65 @@ async fn process(
         },
         Some(line),
     )
+}
+
+/// Temp files of killed writers in RESULT_DIR (`.<name>.XXXXXX.tmp`, the
+/// atomic writer's names), by the result name they were for. Only a name
+/// this run is about to write (or has found done) has its leftovers removed:
+/// another shard's pod may be writing its own into the same directory right
+/// now. Leftovers older than an hour are abandoned whoever made them.
+pub struct Leftovers {
+    by_name: std::collections::HashMap<String, Vec<PathBuf>>,
+}
+
+impl Leftovers {
+    const ABANDONED: std::time::Duration = std::time::Duration::from_secs(3600);
+
+    pub fn scan(dir: &Path) -> Leftovers {
+        let mut by_name: std::collections::HashMap<String, Vec<PathBuf>> = Default::default();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let Some(target) = file_name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".tmp"))
+                .and_then(|n| n.rsplit_once('.'))
+                .map(|(target, _random)| target.to_string())
+            else {
+                continue;
+            };
+            let path = entry.path();
+            let abandoned = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Self::ABANDONED);
+            if abandoned {
+                remove_leftover(&path);
+            } else {
+                by_name.entry(target).or_default().push(path);
+            }
+        }
+        Leftovers { by_name }
+    }
+
+    fn remove_for(&self, name: &str) {
+        for path in self.by_name.get(name).into_iter().flatten() {
+            remove_leftover(path);
+        }
+    }
+}
+
+fn remove_leftover(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "removed a temp file left by an interrupted write")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot remove a leftover temp file")
+        }
+    }
 }
 
 /// Whether `path` holds a complete, successful result.
