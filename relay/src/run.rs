@@ -176,6 +176,11 @@ impl Relay {
             tokio::select! {
                 _ = &mut shutdown => {
                     tracing::info!("shutdown requested; stopping the watch and draining deliveries");
+                    // The kubelet sends SIGTERM once the assessor has exited:
+                    // its result may have landed in the same instant as the
+                    // signal, before its event was read. The listing is the
+                    // truth, so read it one last time.
+                    self.rescan();
                     if expect > 0 && self.decided() < expect {
                         tracing::error!(expected = expect, received = self.decided(), "shut down before every expected result arrived");
                         timed_out = true;
