@@ -49,6 +49,11 @@ pub struct Cli {
     )]
     pub notifier_url: String,
 
+    /// A file holding NOTIFIER_URL's value (a mounted Secret: chat webhook URLs are credentials);
+    /// used when set, instead of NOTIFIER_URL.
+    #[arg(long = "notifier-file", env = "NOTIFIER_URL_FILE", value_name = "PATH")]
+    pub notifier_url_file: Option<PathBuf>,
+
     /// Standard Webhooks signing secret (`whsec_` + base64).
     #[arg(
         long = "webhook-secret",
@@ -288,8 +293,22 @@ impl Settings {
             });
         }
 
-        let targets = parse_targets(&cli.notifier_url).map_err(|e| ConfigError::InvalidSecret {
-            variable: "NOTIFIER_URL",
+        let (notifier_url, notifier_variable) = match &cli.notifier_url_file {
+            Some(path) => (
+                std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::FileUnreadable {
+                        variable: "NOTIFIER_URL_FILE",
+                        path: path.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_string(),
+                "NOTIFIER_URL_FILE",
+            ),
+            None => (cli.notifier_url.clone(), "NOTIFIER_URL"),
+        };
+        let targets = parse_targets(&notifier_url).map_err(|e| ConfigError::InvalidSecret {
+            variable: notifier_variable,
             message: e.to_string(),
         })?;
 

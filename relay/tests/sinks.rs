@@ -320,6 +320,27 @@ async fn notifier_token_file_is_read_and_trimmed() {
     assert!(!out.mentions(TOKEN), "{}", out.ctx());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifier_url_file_is_read_and_never_logged() {
+    let server = Notifier::start(vec![]).await;
+    let secrets = tempdir();
+    let file = secrets.path().join("url");
+    // Webhook URLs often carry their credential (a query token here; the
+    // path of Slack/Discord hooks): logs show neither.
+    let url = server.url("/hooks/in?token=secretpath123");
+    std::fs::write(&file, format!("{url}\n")).unwrap();
+    let extra = Envs::new().set("NOTIFIER_URL_FILE", file.to_str().unwrap());
+    let (_dir, out) = one_delivery("stdout:", &accept(&sample("s01")), extra).await;
+    out.assert_code(0);
+    assert_eq!(server.requests().len(), 1, "{}", out.ctx());
+    assert!(!out.mentions("secretpath123"), "{}", out.ctx());
+
+    let missing = Envs::new().set("NOTIFIER_URL_FILE", "/nonexistent/url");
+    let (_dir, out) = one_delivery("stdout:", &accept(&sample("s01")), missing).await;
+    out.assert_code(2);
+    assert!(out.mentions("NOTIFIER_URL_FILE"), "{}", out.ctx());
+}
+
 /// The secret string, its key part, and the raw key never appear in output.
 fn assert_secret_not_logged(out: &Output, secret: &str) {
     let key_part = secret.trim_start_matches("whsec_");

@@ -36,6 +36,7 @@ async fn help_lists_the_settings() {
         "WATCH_DIR",
         "PROFILE_PATH",
         "NOTIFIER_URL",
+        "NOTIFIER_URL_FILE",
         "WEBHOOK_SECRET",
         "WEBHOOK_SECRET_FILE",
         "NOTIFIER_TOKEN",
