@@ -42,6 +42,42 @@ pub enum WriteError {
 
 /// Writes `contents` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
+    write_atomic_with(path, contents, Durability::Sync)
+}
+
+/// When a write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file and the directory before returning (one result per
+    /// process: the pod may be gone a moment later).
+    Sync,
+    /// Atomic (temp file + rename) but left to the page cache; the caller
+    /// syncs the filesystem later ([`sync_filesystem`]). For batches, where
+    /// two fsyncs per result cost more than the rest of the work and a crash
+    /// only means re-judging the last few seconds (resume re-reads results).
+    Deferred,
+}
+
+/// Flushes the filesystem holding `dir` (`syncfs(2)`): every deferred write
+/// in it reaches the disk.
+pub fn sync_filesystem(dir: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let handle = File::open(dir)?;
+    // SAFETY: syncfs only reads the descriptor, which `handle` keeps open.
+    let rc = unsafe { libc::syncfs(handle.as_raw_fd()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Writes `contents` to `path` atomically, as durably as asked.
+pub fn write_atomic_with(
+    path: &Path,
+    contents: &[u8],
+    durability: Durability,
+) -> Result<(), WriteError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -66,11 +102,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
         source,
     };
     temp.write_all(contents).map_err(write_err)?;
-    temp.as_file().sync_all().map_err(write_err)?;
+    if durability == Durability::Sync {
+        temp.as_file().sync_all().map_err(write_err)?;
+    }
     temp.persist(path).map_err(|e| WriteError::Rename {
         path: path.to_path_buf(),
         source: e.error,
     })?;
+    if durability == Durability::Deferred {
+        return Ok(());
+    }
     File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| WriteError::SyncDir {

@@ -22,7 +22,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use shortlist_shared::AssessmentResult;
 use shortlist_shared::Status;
-use shortlist_shared::atomic::write_atomic;
+use shortlist_shared::atomic::{Durability, sync_filesystem, write_atomic_with};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -113,6 +113,7 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
         ..Summary::default()
     };
     let mut progress = Progress::new(count_entries(&batch));
+    let mut last_sync = Instant::now();
     while let Some((outcome, line)) = outcomes.next().await {
         if let (Some(writer), Some(line)) = (jsonl.as_mut(), line) {
             if let Err(error) = writer.write_all(&line).await {
@@ -122,14 +123,21 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
         }
         summary.record(&outcome);
         progress.update(&summary);
+        if last_sync.elapsed() >= SYNC_EVERY {
+            last_sync = Instant::now();
+            sync_results(&batch.result_dir).await;
+        }
     }
     progress.finish();
     if let Some(writer) = jsonl.as_mut() {
         if let Err(error) = writer.flush().await {
             tracing::error!(%error, "cannot write RESULTS_JSONL");
             summary.unwritable += 1;
+        } else if let Err(error) = writer.get_ref().sync_all().await {
+            tracing::warn!(%error, "cannot sync RESULTS_JSONL");
         }
     }
+    sync_results(&batch.result_dir).await;
     let input_stats = match reader.await {
         Ok(Ok(stats)) => Some(stats),
         Ok(Err(error)) => {
@@ -148,6 +156,20 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
     summary.log();
     eprint!("{}", summary.table());
     summary.exit()
+}
+
+/// Results are written atomically but not fsynced one by one (two fsyncs
+/// per result cost more than judging it against a fast server); the
+/// filesystem is synced this often and at the end, so a crash loses at most
+/// this much finished work, which the resumed batch judges again.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn sync_results(dir: &Path) {
+    let dir = dir.to_path_buf();
+    let synced = tokio::task::spawn_blocking(move || sync_filesystem(&dir)).await;
+    if let Ok(Err(error)) | Err(error) = synced.map_err(std::io::Error::other) {
+        tracing::warn!(%error, "cannot sync the results directory's filesystem");
+    }
 }
 
 /// The number of entries when it is cheap to know up front and is this
@@ -204,10 +226,12 @@ async fn process(
     let bytes = render(&result);
     let write_path = path.clone();
     let write_bytes = bytes.clone();
-    let written = tokio::task::spawn_blocking(move || write_atomic(&write_path, &write_bytes))
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()));
+    let written = tokio::task::spawn_blocking(move || {
+        write_atomic_with(&write_path, &write_bytes, Durability::Deferred)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()));
     if let Err(error) = written {
         tracing::error!(source = %item.source, %error, "the result could not be written");
         return (Outcome::Unwritable, None);
