@@ -99,14 +99,19 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
     let mut jsonl = jsonl;
 
     let items = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
+    // Each profile is its own task, so the runtime's worker threads share
+    // the work (polled inside one stream, every assessment would run on the
+    // thread that awaits it); at most `jobs` are in flight.
+    let shared = Arc::new((batch.clone(), leftovers));
+    let want_line = batch.results_jsonl.is_some();
     let mut outcomes = items
         .map(|item| {
             let assessor = Arc::clone(&assessor);
-            let batch = &batch;
-            let leftovers = &leftovers;
-            async move { process(&assessor, batch, leftovers, item).await }
+            let shared = Arc::clone(&shared);
+            tokio::spawn(process_owned(assessor, shared, item, want_line))
         })
-        .buffer_unordered(batch.jobs);
+        .buffer_unordered(batch.jobs)
+        .map(|joined| joined.unwrap_or((Outcome::Unwritable, None)));
 
     let mut summary = Summary {
         prices: assessor.settings.prices,
@@ -203,6 +208,17 @@ fn count_entries(batch: &BatchSettings) -> Option<u64> {
     }
 }
 
+/// [`process`] with owned handles, for `tokio::spawn`.
+async fn process_owned(
+    assessor: Arc<Assessor>,
+    shared: Arc<(BatchSettings, Leftovers)>,
+    item: Item,
+    want_line: bool,
+) -> (Outcome, Option<Vec<u8>>) {
+    let (batch, leftovers) = &*shared;
+    process(&assessor, batch, leftovers, item, want_line).await
+}
+
 /// One item: skip it when its result exists, else assess and write it.
 /// Returns the outcome and the JSONL line to append.
 async fn process(
@@ -210,6 +226,7 @@ async fn process(
     batch: &BatchSettings,
     leftovers: &Leftovers,
     item: Item,
+    want_line: bool,
 ) -> (Outcome, Option<Vec<u8>>) {
     let name = result_file_name(&item);
     // A writer killed mid-write (SIGKILL, OOM, node loss) leaves its temp
@@ -231,15 +248,18 @@ async fn process(
         tracing::error!(source = %item.source, %error, "the result could not be written");
         return (Outcome::Unwritable, None);
     }
-    let mut line = serde_json::to_vec(&result).expect("a result always serialises");
-    line.push(b'\n');
+    let line = want_line.then(|| {
+        let mut line = serde_json::to_vec(&result).expect("a result always serialises");
+        line.push(b'\n');
+        line
+    });
     (
         Outcome::Assessed {
             result: Box::new(result),
             exit,
             ms,
         },
-        Some(line),
+        line,
     )
 }
 

@@ -37,7 +37,11 @@ pub struct Summary {
     /// Exit codes of failed assessments: 3 (the profile) or 4 (the backend).
     pub invalid_profiles: u64,
     pub backend_failures: u64,
-    pub latencies_ms: Vec<u64>,
+    /// Latency in milliseconds → how many profiles took it: exact
+    /// percentiles in memory bounded by the distinct values, not the count
+    /// of profiles (a batch's RSS must not grow with its input).
+    pub latencies_ms: BTreeMap<u64, u64>,
+    pub latency_count: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cached_captions: u64,
@@ -55,7 +59,8 @@ impl Summary {
             Outcome::Skipped => self.skipped += 1,
             Outcome::Unwritable => self.unwritable += 1,
             Outcome::Assessed { result, exit, ms } => {
-                self.latencies_ms.push(*ms);
+                *self.latencies_ms.entry(*ms).or_default() += 1;
+                self.latency_count += 1;
                 if let Some(Some(usage)) = &result.usage {
                     self.prompt_tokens += usage.prompt_tokens;
                     self.completion_tokens += usage.completion_tokens;
@@ -109,13 +114,18 @@ impl Summary {
     }
 
     fn percentile(&self, p: f64) -> Option<u64> {
-        if self.latencies_ms.is_empty() {
+        if self.latency_count == 0 {
             return None;
         }
-        let mut sorted = self.latencies_ms.clone();
-        sorted.sort_unstable();
-        let rank = ((p / 100.0) * (sorted.len() as f64)).ceil() as usize;
-        Some(sorted[rank.clamp(1, sorted.len()) - 1])
+        let rank = ((p / 100.0) * self.latency_count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (ms, count) in &self.latencies_ms {
+            seen += count;
+            if seen >= rank {
+                return Some(*ms);
+            }
+        }
+        self.latencies_ms.keys().next_back().copied()
     }
 
     /// Tokens priced with `LLM_PRICE_PER_1K` (prompt, completion).
@@ -226,5 +236,23 @@ impl Summary {
             let _ = writeln!(out, "\ninput error: {error}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_from_the_histogram() {
+        let mut s = Summary::default();
+        for ms in 1..=100u64 {
+            *s.latencies_ms.entry(ms).or_default() += 1;
+            s.latency_count += 1;
+        }
+        assert_eq!(s.percentile(50.0), Some(50));
+        assert_eq!(s.percentile(95.0), Some(95));
+        assert_eq!(s.percentile(100.0), Some(100));
+        assert_eq!(Summary::default().percentile(50.0), None);
     }
 }

@@ -134,12 +134,17 @@ impl Captioner {
     pub async fn run(&self, images: &[String], profile_dir: &Path) -> CaptionOutcome {
         // Canonical once, so containment checks compare real paths.
         let base = std::fs::canonicalize(profile_dir).unwrap_or_else(|_| profile_dir.to_path_buf());
-        let results: Vec<(CaptionRecord, Option<(u64, u64)>)> =
-            futures_util::stream::iter(images.iter().enumerate())
-                .map(|(index, source)| self.one(index, source, &base))
-                .buffered(self.concurrency)
-                .collect()
-                .await;
+        // The futures are made up front (not by a closure inside the
+        // stream) so the whole stage stays `Send` for a spawned batch task.
+        let pending: Vec<_> = images
+            .iter()
+            .enumerate()
+            .map(|(index, source)| self.one(index, source, &base))
+            .collect();
+        let results: Vec<(CaptionRecord, Option<(u64, u64)>)> = futures_util::stream::iter(pending)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
         let mut outcome = CaptionOutcome::default();
         for (record, tokens) in results {
             if let Some((prompt, completion)) = tokens {
