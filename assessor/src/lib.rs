@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod batch;
+pub mod cache_entry;
 pub mod caption;
 pub mod config;
 pub mod eval;

@@ -7,30 +7,30 @@
 //! Entries are written to a temp file and renamed (a reader never sees half
 //! of one) but not fsynced: a lost entry is only a repeated request.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::cache_entry::{EntryStore, warn_unreadable};
 
 /// Bumped when the entry format or what a caption means changes.
 const CACHE_VERSION: &str = "shortlist.caption/v1";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
-    schema: String,
     model: String,
     caption: String,
 }
 
 pub struct CaptionCache {
-    dir: PathBuf,
+    store: EntryStore,
 }
 
 impl CaptionCache {
     pub fn new(cache_dir: &Path) -> Self {
         CaptionCache {
-            dir: cache_dir.join("captions"),
+            store: EntryStore::new(cache_dir.join("captions"), CACHE_VERSION, "caption"),
         }
     }
 
@@ -48,49 +48,21 @@ impl CaptionCache {
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{key}.json"))
-    }
-
     pub async fn get(&self, key: &str) -> Option<String> {
-        let bytes = tokio::fs::read(self.path(key)).await.ok()?;
-        match serde_json::from_slice::<Entry>(&bytes) {
-            Ok(entry) if entry.schema == CACHE_VERSION && !entry.caption.trim().is_empty() => {
-                Some(entry.caption)
-            }
-            _ => {
-                tracing::warn!(path = %self.path(key).display(), "ignoring an unreadable caption cache entry");
-                None
-            }
+        let entry: Entry = self.store.load(key).await?;
+        if entry.caption.trim().is_empty() {
+            warn_unreadable(&self.store.path(key), "caption");
+            return None;
         }
+        Some(entry.caption)
     }
 
     pub async fn put(&self, key: &str, model: &str, caption: &str) {
         let entry = Entry {
-            schema: CACHE_VERSION.into(),
             model: model.into(),
             caption: caption.into(),
         };
-        let dir = self.dir.clone();
-        let path = self.path(key);
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let mut temp = tempfile::Builder::new()
-                .prefix(".caption.")
-                .suffix(".tmp")
-                .tempfile_in(&dir)?;
-            temp.write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;
-            temp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(dir = %self.dir.display(), %error, "cannot write to the caption cache");
-            }
-            Err(error) => tracing::warn!(%error, "the caption cache writer failed"),
-        }
+        self.store.store(key, entry).await;
     }
 }
 
