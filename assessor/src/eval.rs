@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use shortlist_shared::{AssessmentResult, Status, Verdict};
+use shortlist_shared::{AssessmentResult, DecidedBy, Status, Verdict};
 
 /// Validated eval settings.
 #[derive(Debug, Clone)]
@@ -179,24 +179,14 @@ pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Verdict>, EvalError> 
 
 /// Reads every result of `dir` and scores it against `labels`.
 pub fn evaluate(dir: &Path, labels: &BTreeMap<String, Verdict>) -> Result<RunReport, EvalError> {
-    let entries = std::fs::read_dir(dir).map_err(|error| EvalError::ResultsUnreadable {
-        path: dir.to_path_buf(),
-        error,
-    })?;
+    let files =
+        crate::batch::input::json_files(dir).map_err(|error| EvalError::ResultsUnreadable {
+            path: dir.to_path_buf(),
+            error,
+        })?;
     // Label key → its result (by id first, then by file stem).
     let mut found: BTreeMap<String, AssessmentResult> = BTreeMap::new();
     let mut unlabelled = 0;
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().is_some_and(|n| {
-                let n = n.to_string_lossy();
-                !n.starts_with('.') && n.ends_with(".json")
-            })
-        })
-        .collect();
-    files.sort();
     for file in files {
         let Ok(bytes) = std::fs::read(&file) else {
             continue;
@@ -252,9 +242,8 @@ pub fn evaluate(dir: &Path, labels: &BTreeMap<String, Verdict>) -> Result<RunRep
         report.confusion.add(*label, verdict);
         let stage = result
             .decided_by
-            .and_then(|d| serde_json::to_value(d).ok())
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_else(|| "unknown".into());
+            .map_or("unknown", DecidedBy::as_str)
+            .to_string();
         by_stage
             .entry(stage.clone())
             .or_default()

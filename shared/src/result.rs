@@ -54,6 +54,19 @@ pub enum DecidedBy {
     Fixed,
 }
 
+impl DecidedBy {
+    /// The name as written in results (`rules`, `llm`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Rules => "rules",
+            DecidedBy::Llm => "llm",
+            DecidedBy::Regex => "regex",
+            DecidedBy::Command => "command",
+            DecidedBy::Fixed => "fixed",
+        }
+    }
+}
+
 /// The backend that judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BackendInfo {
@@ -243,6 +256,19 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
             r#"{"id":null,"verdict":"accept","score":null,"decided_by":null,"profile":null}"#
         );
+    }
+
+    #[test]
+    fn decided_by_names_match_the_serialised_form() {
+        for by in [
+            DecidedBy::Rules,
+            DecidedBy::Llm,
+            DecidedBy::Regex,
+            DecidedBy::Command,
+            DecidedBy::Fixed,
+        ] {
+            assert_eq!(serde_json::to_value(by).unwrap(), by.as_str());
+        }
     }
 
     #[test]

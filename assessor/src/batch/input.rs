@@ -60,6 +60,25 @@ pub struct InputStats {
     pub owned: u64,
 }
 
+/// The JSON documents of a directory, in name order: regular files (or
+/// links to them, as in a ConfigMap volume) named `*.json`, without hidden
+/// ones (temp files of an atomic writer, the kubelet's `..data`). Batch
+/// inputs and result directories are both read this way.
+pub fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                !n.starts_with('.') && n.ends_with(".json")
+            }) && p.is_file()
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// The input as a whole could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -93,19 +112,7 @@ pub fn read_into(
     };
     match format {
         InputFormat::Directory => {
-            let mut names: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(unreadable)?
-                .filter_map(|entry| entry.ok())
-                .map(|entry| entry.path())
-                .filter(|p| {
-                    p.file_name().is_some_and(|n| {
-                        let n = n.to_string_lossy();
-                        !n.starts_with('.') && n.ends_with(".json")
-                    }) && p.is_file()
-                })
-                .collect();
-            names.sort();
-            for file in names {
+            for file in json_files(path).map_err(unreadable)? {
                 let parsed = Profile::read_file(&file);
                 let item = Item {
                     source: file.display().to_string(),

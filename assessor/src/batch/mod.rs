@@ -184,16 +184,9 @@ fn count_entries(batch: &BatchSettings) -> Option<u64> {
         return None;
     }
     match batch.format {
-        InputFormat::Directory => std::fs::read_dir(&batch.input).ok().map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| {
-                    let name = e.file_name();
-                    let name = name.to_string_lossy();
-                    !name.starts_with('.') && name.ends_with(".json")
-                })
-                .count() as u64
-        }),
+        InputFormat::Directory => input::json_files(&batch.input)
+            .ok()
+            .map(|files| files.len() as u64),
         InputFormat::Jsonl => {
             use std::io::BufRead;
             let file = std::fs::File::open(&batch.input).ok()?;

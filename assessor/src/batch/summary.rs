@@ -94,11 +94,10 @@ impl Summary {
                     None => {}
                 }
                 if let Some(by) = result.decided_by {
-                    let name = serde_json::to_value(by)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    *self.by_decided_by.entry(name).or_default() += 1;
+                    *self
+                        .by_decided_by
+                        .entry(by.as_str().to_string())
+                        .or_default() += 1;
                 }
             }
         }
