@@ -620,21 +620,12 @@ impl Settings {
         };
         let result_path = cli.result_path.clone().filter(|p| p.as_os_str() != "-");
 
-        let api_key = match (&cli.api_key, &cli.api_key_file, &cli.openai_api_key) {
-            (Some(k), _, _) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
-            (_, Some(path), _) => {
-                let key = std::fs::read_to_string(path).map_err(|source| {
-                    ConfigError::FileUnreadable {
-                        variable: "LLM_API_KEY_FILE",
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
-                Some(Secret::new(key.trim()))
-            }
-            (_, _, Some(k)) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
-            _ => None,
-        };
+        let api_key = read_key(
+            cli.api_key.as_deref(),
+            cli.api_key_file.as_ref(),
+            "LLM_API_KEY_FILE",
+        )?
+        .or_else(|| non_empty_key(cli.openai_api_key.as_deref()));
 
         let batch = if eval.is_some() && profile_path.as_os_str().is_empty() {
             None
@@ -815,6 +806,34 @@ impl Settings {
     }
 }
 
+/// A key given as a value (`*_API_KEY`, wins when not blank) or as a file
+/// (`*_API_KEY_FILE`, a mounted Secret, read once and trimmed).
+fn read_key(
+    value: Option<&str>,
+    file: Option<&PathBuf>,
+    file_variable: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    if let Some(key) = non_empty_key(value) {
+        return Ok(Some(key));
+    }
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let key = std::fs::read_to_string(path).map_err(|source| ConfigError::FileUnreadable {
+        variable: file_variable,
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some(Secret::new(key.trim())))
+}
+
+fn non_empty_key(value: Option<&str>) -> Option<Secret> {
+    value
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(Secret::new)
+}
+
 /// Batch mode's settings, or `None` for a single profile. Batch mode is
 /// `batch` given explicitly, or a PROFILE_PATH that is a directory or a
 /// `.jsonl` file.
@@ -966,19 +985,14 @@ fn caption_settings(cli: &Cli, judge_key: Option<&Secret>) -> Result<CaptionSett
             }
         },
     };
-    let api_key = match (&cli.caption_api_key, &cli.caption_api_key_file) {
-        (Some(k), _) if !k.trim().is_empty() => Some(Secret::new(k.trim())),
-        (_, Some(path)) => {
-            let key =
-                std::fs::read_to_string(path).map_err(|source| ConfigError::FileUnreadable {
-                    variable: "CAPTION_API_KEY_FILE",
-                    path: path.clone(),
-                    source,
-                })?;
-            Some(Secret::new(key.trim()))
-        }
-        _ if base_url == judge_url => judge_key.cloned(),
-        _ => None,
+    let api_key = match read_key(
+        cli.caption_api_key.as_deref(),
+        cli.caption_api_key_file.as_ref(),
+        "CAPTION_API_KEY_FILE",
+    )? {
+        Some(key) => Some(key),
+        None if base_url == judge_url => judge_key.cloned(),
+        None => None,
     };
     let policy = AddressPolicy::parse(
         cli.caption_allow_hosts.as_deref().unwrap_or(""),

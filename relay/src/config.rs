@@ -294,15 +294,11 @@ impl Settings {
         }
 
         let (notifier_url, notifier_variable) = match &cli.notifier_url_file {
+            // Read like the other secret files; an empty file is no targets.
             Some(path) => (
-                std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::FileUnreadable {
-                        variable: "NOTIFIER_URL_FILE",
-                        path: path.clone(),
-                        source,
-                    })?
-                    .trim()
-                    .to_string(),
+                read_secret(None, Some(path), "NOTIFIER_URL_FILE")?
+                    .map(|url| url.expose().to_string())
+                    .unwrap_or_default(),
                 "NOTIFIER_URL_FILE",
             ),
             None => (cli.notifier_url.clone(), "NOTIFIER_URL"),

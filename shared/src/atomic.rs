@@ -121,6 +121,18 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// The file name a temp file of [`write_atomic`] was for:
+/// `.result.json.a1B2c3.tmp` → `result.json`; `None` for other names. Lets a
+/// later writer of the same name clean up after one that was killed
+/// mid-write.
+pub fn temp_target(name: &str) -> Option<&str> {
+    name.strip_prefix('.')?
+        .strip_suffix(".tmp")?
+        .rsplit_once('.')
+        .map(|(target, _random)| target)
+        .filter(|target| !target.is_empty())
+}
+
 /// True for names a writer uses while a file is incomplete: hidden files
 /// (our `.name.XXXX.tmp`, kubelet's `..data`) and common temp suffixes.
 pub fn is_temp_name(name: &str) -> bool {
@@ -134,6 +146,22 @@ pub fn is_temp_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names_lead_back_to_their_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("result.json");
+        let temp = tempfile::Builder::new()
+            .prefix(".result.json.")
+            .suffix(".tmp")
+            .tempfile_in(dir.path())
+            .unwrap();
+        let name = temp.path().file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_target(name), target.file_name().unwrap().to_str());
+        assert_eq!(temp_target("result.json"), None);
+        assert_eq!(temp_target(".hidden.json"), None);
+        assert_eq!(temp_target("..data"), None);
+    }
 
     #[test]
     fn writes_and_replaces_without_leaving_temp_files() {

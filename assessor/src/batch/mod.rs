@@ -22,7 +22,7 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use shortlist_shared::AssessmentResult;
 use shortlist_shared::Status;
-use shortlist_shared::atomic::{Durability, sync_filesystem, write_atomic_with};
+use shortlist_shared::atomic::{Durability, sync_filesystem, temp_target, write_atomic_with};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -272,12 +272,7 @@ impl Leftovers {
         let mut by_name: std::collections::HashMap<String, Vec<PathBuf>> = Default::default();
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let file_name = entry.file_name().to_string_lossy().into_owned();
-            let Some(target) = file_name
-                .strip_prefix('.')
-                .and_then(|n| n.strip_suffix(".tmp"))
-                .and_then(|n| n.rsplit_once('.'))
-                .map(|(target, _random)| target.to_string())
-            else {
+            let Some(target) = temp_target(&file_name).map(str::to_string) else {
                 continue;
             };
             let path = entry.path();

@@ -181,10 +181,7 @@ impl ImageFetcher {
     }
 }
 
-/// A URL for messages: without credentials.
+/// A URL for messages: without credentials (as the result shows sources).
 fn shown(url: &Url) -> String {
-    let mut url = url.clone();
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url.to_string()
+    super::source::display_source(url.as_str())
 }
