@@ -115,63 +115,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- nginx: a canned OpenAI-compatible endpoint on a free loopback port --------
-port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-PORT=
-for candidate in $(shuf -i 20000-60999 -n 50); do
-    if port_is_free "$candidate"; then PORT=$candidate; break; fi
-done
-[[ -n $PORT ]] || die "no free port found"
-
 CONTENT='{"verdict":"accept","score":0.9,"reasons":["canned"]}'
-CANNED=$(jq -cn --arg content "$CONTENT" '{
-    id: "chatcmpl-canned", object: "chat.completion", created: 1700000000, model: "canned",
-    choices: [{index: 0, message: {role: "assistant", content: $content}, finish_reason: "stop"}],
-    usage: {prompt_tokens: 400, completion_tokens: 20, total_tokens: 420}}')
-# nginx's quoted strings unescape \\ \" \' : double every backslash.
-CANNED_NGINX=${CANNED//\\/\\\\}
-mkdir -p "$WORK/nginx/tmp"
-cat >"$WORK/nginx/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
-    log_format body escape=none '\$request_body';
-    server {
-        listen 127.0.0.1:$PORT;
-        # The canned chat completion; return answers POST (a static file would be 405).
-        location = /v1/chat/completions {
-            default_type application/json;
-            return 200 '$CANNED_NGINX';
-        }
-        # Same answer through a proxy hop, logging the request body the assessor sends.
-        location = /capture/v1/chat/completions {
-            client_body_buffer_size 1m;
-            client_max_body_size 1m;
-            access_log $WORK/nginx/request-body.log body;
-            proxy_pass http://127.0.0.1:$PORT/v1/chat/completions;
-        }
-    }
-}
-EOF
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
-NGINX_PID=$!
-ENDPOINT=http://127.0.0.1:$PORT/v1/chat/completions
-for _ in $(seq 50); do
-    curl -sf -o /dev/null -X POST -d '{}' "$ENDPOINT" 2>/dev/null && break
-    kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/nginx/error.log" >&2; die "nginx did not start"; }
-    sleep 0.1
-done
-curl -sf -X POST -d '{}' "$ENDPOINT" | jq -e --arg c "$CONTENT" '.choices[0].message.content == $c' >/dev/null \
-    || die "the canned endpoint does not answer the expected completion"
-log "nginx (pid $NGINX_PID) serves the canned completion at $ENDPOINT"
+# shellcheck source=bench/lib/canned-endpoint.sh
+source "$ROOT/bench/lib/canned-endpoint.sh"
+start_canned_endpoint "$WORK" "$CONTENT" 256
 
 # --- helpers -------------------------------------------------------------------
 RESULT=$WORK/r.json
