@@ -271,7 +271,7 @@ fn judge_timing_key(kind: BackendKind) -> &'static str {
 
 /// The directory local image paths are relative to: the profile file's, or
 /// the working directory for a profile read from stdin.
-pub fn profile_dir(profile_path: &std::path::Path) -> std::path::PathBuf {
+fn profile_dir(profile_path: &std::path::Path) -> std::path::PathBuf {
     match profile_path.parent() {
         Some(dir) if profile_path.as_os_str() != "-" && !dir.as_os_str().is_empty() => {
             dir.to_path_buf()
@@ -300,7 +300,7 @@ fn read_profile(path: &std::path::Path) -> Result<(Profile, Value), ProfileError
 
 /// Writes the result and decides the exit code: `ResultUnwritable` wins over
 /// everything, since a result nobody can read is the worst outcome.
-pub fn finish(settings: &Settings, result: AssessmentResult, exit: Exit) -> Exit {
+fn finish(settings: &Settings, result: AssessmentResult, exit: Exit) -> Exit {
     match write_result(settings.result_path.as_deref(), &result) {
         Ok(()) => exit,
         Err(error) => {
