@@ -69,7 +69,7 @@ RELAY=$TARGET_DIR/release/relay
 # --- the profile ---------------------------------------------------------------
 # BENCH_PROFILE, else the first example profile (one with a figure in its price
 # first) that the benchmark rules pass, so the rules run in full and then the
-# backend decides; else the first example profile; else ../shared/profiles/s01.json.
+# backend decides; else the first example profile; else examples/samples/s01.json.
 pick_profile() {
     local candidate first='' pass
     local -a priced=() others=()
@@ -93,7 +93,7 @@ pick_profile() {
             return
         fi
     done
-    echo "${first:-../shared/profiles/s01.json}"
+    echo "${first:-examples/samples/s01.json}"
 }
 PROFILE=${BENCH_PROFILE:-$(pick_profile)}
 [[ -f $PROFILE ]] || die "no profile: $PROFILE (set BENCH_PROFILE)"

@@ -5,7 +5,7 @@
 //! rules off) beside the first on the same labels.
 //!
 //! Labels are a JSON object mapping a profile id or result file stem to
-//! `"accept"` or `"reject"` (the shape of `shared/profiles/labels.json`).
+//! `"accept"` or `"reject"` (the shape of `examples/samples/labels.json`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -1,4 +1,4 @@
-//! The 12 labelled sample listings in `shared/profiles`: rules decide some
+//! The 12 labelled sample listings in `examples/samples`: rules decide some
 //! without any HTTP, and every sample yields a schema-valid result.
 
 mod support;

@@ -10,7 +10,7 @@ use pod_tests::binary;
 use serde_json::Value;
 
 fn shared_profiles() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/profiles")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/samples")
 }
 
 fn result_validator() -> jsonschema::Validator {

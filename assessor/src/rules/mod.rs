@@ -860,7 +860,7 @@ mod tests {
         );
     }
 
-    /// The sample profiles in shared/profiles, judged with the rules a user
+    /// The sample profiles in examples/samples, judged with the rules a user
     /// would derive from BRIEF.md. Labelled "accept" must never be rejected
     /// by rules; rejects that need judgement (s03: no outside space) must
     /// reach the next stage.
@@ -868,7 +868,7 @@ mod tests {
     fn sample_profiles() {
         let dir = std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/profiles"
+            "/../examples/samples"
         ));
         let r = rules(
             r#"{"price":{"max":425000},"location":["bristol"],"forbid":["shared ownership","retirement","over 55","\\bauction\\b","total renovation","complete renovation"]}"#,

@@ -629,18 +629,18 @@ pub fn simple_profile(id: &str, text: &str) -> Value {
     })
 }
 
-/// `shared/profiles` of the parent workspace: the 12 labelled samples.
+/// `examples/samples`: the 12 labelled samples.
 pub fn samples_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/profiles"
+        "/../examples/samples"
     ))
 }
 
 /// (name, path, value) of every sample, sorted by name.
 pub fn samples() -> Vec<(String, PathBuf, Value)> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(samples_dir()).expect("shared/profiles") {
+    for entry in std::fs::read_dir(samples_dir()).expect("examples/samples") {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         if path.extension().is_some_and(|e| e == "json") && name.starts_with('s') {

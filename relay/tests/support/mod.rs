@@ -702,11 +702,11 @@ pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
 
-/// `shared/profiles` of the parent project: the labelled samples.
+/// `examples/samples`: the labelled samples.
 pub fn samples_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/profiles"
+        "/../examples/samples"
     ))
 }
 
