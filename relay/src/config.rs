@@ -1,8 +1,13 @@
 //! Relay settings: clap derive with an environment variable on every flag,
 //! the same conventions as the assessor (durations with units, secrets from
 //! files, validation at start-up naming the variable and the value).
+//!
+//! This is the only place that knows the command line. It validates
+//! everything once, at start-up, and maps the flags into each component's
+//! own settings ([`watch::Settings`], the settle timeout, [`Policy`],
+//! [`deliver::Settings`], [`Lifetime`]), so no component sees another's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -10,7 +15,10 @@ use shortlist_shared::duration::parse_duration;
 use shortlist_shared::logging::LogFormat;
 use shortlist_shared::secret::Secret;
 
-use crate::sink::{Signer, Target, check_bearer_token, parse_targets};
+use crate::decide::Policy;
+use crate::deliver;
+use crate::notifier::{Signer, Target, check_bearer_token, parse_targets};
+use crate::watch::{self, Watch};
 
 /// Watches the results directory and delivers accepted verdicts to notifiers.
 ///
@@ -20,10 +28,10 @@ use crate::sink::{Signer, Target, check_bearer_token, parse_targets};
 /// 5 an assessor reported status error.
 #[derive(Debug, Parser)]
 #[command(name = "relay", version, about, long_about = None, max_term_width = 100)]
-pub struct Cli {
+struct Cli {
     /// One expected result file; its directory is watched.
     #[arg(long = "result", env = "RESULT_PATH", value_name = "PATH")]
-    pub result_path: Option<PathBuf>,
+    result_path: Option<PathBuf>,
 
     /// A directory of results (`*.json`), e.g. a batch or an Indexed Job.
     #[arg(
@@ -32,11 +40,11 @@ pub struct Cli {
         value_name = "DIR",
         conflicts_with = "result_path"
     )]
-    pub watch_dir: Option<PathBuf>,
+    watch_dir: Option<PathBuf>,
 
     /// The profile, for results that carry none (a minimal custom assessor's).
     #[arg(long = "profile", env = "PROFILE_PATH", value_name = "PATH")]
-    pub profile_path: Option<PathBuf>,
+    profile_path: Option<PathBuf>,
 
     /// Comma-separated targets: https://… (JSON webhook), ntfy+https://host/topic,
     /// slack+https://…, discord+https://…, file:///path.jsonl, stdout:.
@@ -47,12 +55,12 @@ pub struct Cli {
         hide_env_values = true,
         value_name = "URLS"
     )]
-    pub notifier_url: String,
+    notifier_url: String,
 
     /// A file holding NOTIFIER_URL's value (a mounted Secret: chat webhook URLs are credentials);
     /// used when set, instead of NOTIFIER_URL.
     #[arg(long = "notifier-file", env = "NOTIFIER_URL_FILE", value_name = "PATH")]
-    pub notifier_url_file: Option<PathBuf>,
+    notifier_url_file: Option<PathBuf>,
 
     /// Standard Webhooks signing secret (`whsec_` + base64).
     #[arg(
@@ -61,7 +69,7 @@ pub struct Cli {
         hide_env_values = true,
         value_name = "SECRET"
     )]
-    pub webhook_secret: Option<String>,
+    webhook_secret: Option<String>,
 
     /// A file holding the signing secret (a mounted Secret).
     #[arg(
@@ -69,7 +77,7 @@ pub struct Cli {
         env = "WEBHOOK_SECRET_FILE",
         value_name = "PATH"
     )]
-    pub webhook_secret_file: Option<PathBuf>,
+    webhook_secret_file: Option<PathBuf>,
 
     /// Bearer token sent to the notifier.
     #[arg(
@@ -78,7 +86,7 @@ pub struct Cli {
         hide_env_values = true,
         value_name = "TOKEN"
     )]
-    pub notifier_token: Option<String>,
+    notifier_token: Option<String>,
 
     /// A file holding the bearer token.
     #[arg(
@@ -86,11 +94,11 @@ pub struct Cli {
         env = "NOTIFIER_TOKEN_FILE",
         value_name = "PATH"
     )]
-    pub notifier_token_file: Option<PathBuf>,
+    notifier_token_file: Option<PathBuf>,
 
     /// Forward only accepted results with a score at least this (0..1); results without a score pass.
     #[arg(long = "min-score", env = "RELAY_MIN_SCORE", value_parser = parse_score, value_name = "SCORE")]
-    pub min_score: Option<f64>,
+    min_score: Option<f64>,
 
     /// Results to handle before exiting; 0 runs until SIGTERM (native sidecar).
     #[arg(
@@ -99,43 +107,43 @@ pub struct Cli {
         default_value = "1",
         value_name = "N"
     )]
-    pub expect: u64,
+    expect: u64,
 
     /// How long to wait for the expected results (exit 3 when they never come).
     #[arg(long = "wait-timeout", env = "RELAY_WAIT_TIMEOUT", value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
-    pub wait_timeout: Duration,
+    wait_timeout: Duration,
 
     /// How long a result may stay unparsable (a non-atomic writer) before it is reported invalid.
     #[arg(long = "settle-timeout", env = "RELAY_SETTLE_TIMEOUT", value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
-    pub settle_timeout: Duration,
+    settle_timeout: Duration,
 
     /// Poll the directory at this interval instead of using inotify.
     #[arg(long = "poll-interval", env = "RELAY_POLL_INTERVAL", value_parser = parse_duration, value_name = "DURATION")]
-    pub poll_interval: Option<Duration>,
+    poll_interval: Option<Duration>,
 
     /// Time limit of one delivery request.
     #[arg(long = "request-timeout", env = "RELAY_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "15s", value_name = "DURATION")]
-    pub request_timeout: Duration,
+    request_timeout: Duration,
 
     /// Overall time limit for delivering one result to one target, retries included.
     #[arg(long = "delivery-deadline", env = "RELAY_DELIVERY_DEADLINE", value_parser = parse_duration, default_value = "10m", value_name = "DURATION")]
-    pub delivery_deadline: Duration,
+    delivery_deadline: Duration,
 
     /// First retry delay; doubles each retry (full jitter, capped at 60s).
     #[arg(long = "retry-base-delay", env = "RELAY_RETRY_BASE_DELAY", value_parser = parse_duration, default_value = "500ms", value_name = "DURATION")]
-    pub retry_base_delay: Duration,
+    retry_base_delay: Duration,
 
     /// On SIGTERM/SIGINT, how long pending deliveries may still run.
     #[arg(long = "drain-timeout", env = "RELAY_DRAIN_TIMEOUT", value_parser = parse_duration, default_value = "20s", value_name = "DURATION")]
-    pub drain_timeout: Duration,
+    drain_timeout: Duration,
 
     /// Where delivery records are kept (default: `.relay` inside the watched directory).
     #[arg(long = "state-dir", env = "RELAY_STATE_DIR", value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
 
     /// Log format; json by default when stdout is not a terminal. RUST_LOG sets the filter.
     #[arg(long = "log-format", env = "LOG_FORMAT", value_parser = parse_log_format, value_name = "json|plain")]
-    pub log_format: Option<LogFormat>,
+    log_format: Option<LogFormat>,
 }
 
 fn parse_score(value: &str) -> Result<f64, String> {
@@ -149,37 +157,10 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
     value.parse()
 }
 
-/// What the relay watches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Watch {
-    /// One file, `RESULT_PATH`: only that name in its directory counts.
-    File { dir: PathBuf, name: String },
-    /// Every `*.json` in `WATCH_DIR`.
-    Dir(PathBuf),
-}
-
-impl Watch {
-    pub fn dir(&self) -> &std::path::Path {
-        match self {
-            Watch::File { dir, .. } | Watch::Dir(dir) => dir,
-        }
-    }
-
-    /// Whether a file name in the directory is a result to read.
-    pub fn wants(&self, name: &str) -> bool {
-        if shortlist_shared::atomic::is_temp_name(name) {
-            return false;
-        }
-        match self {
-            Watch::File { name: wanted, .. } => name == wanted,
-            Watch::Dir(_) => name.ends_with(".json"),
-        }
-    }
-}
-
-/// A start-up error: exit code 2.
+/// Why the relay does not start: exit code 2 (except [`ConfigError::Display`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `--help` or `--version`: print this text to stdout and exit 0.
     #[error("{0}")]
     Display(String),
     #[error("{0}")]
@@ -206,32 +187,43 @@ pub enum ConfigError {
     },
 }
 
-/// Validated settings.
+/// When the relay stops: after `expect` results are handled (0: never, a
+/// native sidecar ended by SIGTERM), or when they have not all arrived
+/// within `wait_timeout`; either way pending deliveries then get
+/// `drain_timeout` to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lifetime {
+    pub(crate) expect: u64,
+    pub(crate) wait_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
+}
+
+/// Validated settings, one part per component.
 #[derive(Debug)]
 pub struct Settings {
-    pub watch: Watch,
-    pub profile_path: Option<PathBuf>,
-    pub targets: Vec<Target>,
-    pub signer: Option<Signer>,
-    pub bearer: Option<Secret>,
-    pub min_score: Option<f64>,
-    pub expect: u64,
-    pub wait_timeout: Duration,
-    pub settle_timeout: Duration,
-    pub poll_interval: Option<Duration>,
-    pub request_timeout: Duration,
-    pub delivery_deadline: Duration,
-    pub retry_base_delay: Duration,
-    pub drain_timeout: Duration,
-    pub state_dir: PathBuf,
-    pub log_format: Option<LogFormat>,
+    pub(crate) watch: watch::Settings,
+    /// RELAY_SETTLE_TIMEOUT: how long a result may stay unparsable.
+    pub(crate) settle_timeout: Duration,
+    pub(crate) policy: Policy,
+    /// PROFILE_PATH: the profile for results that carry none.
+    pub(crate) profile_path: Option<PathBuf>,
+    pub(crate) delivery: deliver::Settings,
+    pub(crate) lifetime: Lifetime,
+    log_format: Option<LogFormat>,
 }
 
 impl Settings {
+    /// LOG_FORMAT, for the binary's logging set-up (None: pick by terminal).
+    pub fn log_format(&self) -> Option<LogFormat> {
+        self.log_format
+    }
+
+    /// Reads the process's arguments and environment.
     pub fn from_env() -> Result<Settings, ConfigError> {
         Settings::from_args(std::env::args_os())
     }
 
+    /// Reads `args` (the program name first) and the process's environment.
     pub fn from_args<I, T>(args: I) -> Result<Settings, ConfigError>
     where
         I: IntoIterator<Item = T>,
@@ -251,140 +243,197 @@ impl Settings {
         Settings::validate(cli)
     }
 
+    /// Checks everything, in the order the errors are reported, and maps
+    /// the flags into each component's settings.
     fn validate(cli: Cli) -> Result<Settings, ConfigError> {
-        let watch = match (&cli.result_path, &cli.watch_dir) {
-            (Some(path), _) if path.as_os_str() != "-" => {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .ok_or_else(|| ConfigError::Invalid {
-                        variable: "RESULT_PATH",
-                        value: path.display().to_string(),
-                        message: "expected a file path".into(),
-                    })?;
-                let dir = match path.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                Watch::File { dir, name }
-            }
-            (_, Some(dir)) => Watch::Dir(dir.clone()),
-            _ => return Err(ConfigError::NothingToWatch),
-        };
-        let dir = watch.dir();
-        if !dir.is_dir() {
-            let (variable, value) = match &cli.watch_dir {
-                Some(d) => ("WATCH_DIR", d.display().to_string()),
-                None => (
-                    "RESULT_PATH",
-                    cli.result_path
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default(),
-                ),
-            };
-            return Err(ConfigError::Invalid {
-                variable,
-                value,
-                message: format!(
-                    "the directory {} does not exist (mount the shared volume there)",
-                    dir.display()
-                ),
-            });
-        }
-
-        let (notifier_url, notifier_variable) = match &cli.notifier_url_file {
-            // Read like the other secret files; an empty file is no targets.
-            Some(path) => (
-                read_secret(None, Some(path), "NOTIFIER_URL_FILE")?
-                    .map(|url| url.expose().to_string())
-                    .unwrap_or_default(),
-                "NOTIFIER_URL_FILE",
-            ),
-            None => (cli.notifier_url.clone(), "NOTIFIER_URL"),
-        };
-        let targets = parse_targets(&notifier_url).map_err(|e| ConfigError::InvalidSecret {
-            variable: notifier_variable,
-            message: e.to_string(),
-        })?;
-
-        let secret = read_secret(
-            cli.webhook_secret.as_deref(),
-            cli.webhook_secret_file.as_ref(),
-            "WEBHOOK_SECRET_FILE",
-        )?;
-        let signer =
-            match secret {
-                None => None,
-                Some(secret) => Some(Signer::parse(secret.expose()).map_err(|e| {
-                    ConfigError::InvalidSecret {
-                        variable: "WEBHOOK_SECRET",
-                        message: e.to_string(),
-                    }
-                })?),
-            };
-        let bearer = read_secret(
-            cli.notifier_token.as_deref(),
-            cli.notifier_token_file.as_ref(),
-            "NOTIFIER_TOKEN_FILE",
-        )?;
-        if let Some(token) = &bearer {
-            check_bearer_token(token.expose()).map_err(|e| ConfigError::InvalidSecret {
-                variable: "NOTIFIER_TOKEN",
-                message: e.to_string(),
-            })?;
-        }
-
-        for (variable, value) in [
-            ("RELAY_REQUEST_TIMEOUT", cli.request_timeout),
-            ("RELAY_DELIVERY_DEADLINE", cli.delivery_deadline),
-            ("RELAY_SETTLE_TIMEOUT", cli.settle_timeout),
-            ("RELAY_WAIT_TIMEOUT", cli.wait_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(ConfigError::Invalid {
-                    variable,
-                    value: "0s".into(),
-                    message: "must be longer than zero".into(),
-                });
-            }
-        }
-        if let Some(interval) = cli.poll_interval {
-            if interval < Duration::from_millis(10) {
-                return Err(ConfigError::Invalid {
-                    variable: "RELAY_POLL_INTERVAL",
-                    value: shortlist_shared::duration::format_duration(interval),
-                    message: "must be at least 10ms".into(),
-                });
-            }
-        }
-
-        let state_dir = cli.state_dir.unwrap_or_else(|| watch.dir().join(".relay"));
-        std::fs::create_dir_all(&state_dir).map_err(|e| ConfigError::Invalid {
-            variable: "RELAY_STATE_DIR",
-            value: state_dir.display().to_string(),
-            message: format!("cannot create the delivery-record directory (the relay needs the volume writable): {e}"),
-        })?;
-
+        let watch = watched(&cli)?;
+        let targets = targets(&cli)?;
+        let signer = signer(&cli)?;
+        let bearer = bearer(&cli)?;
+        check_durations(&cli)?;
+        let state_dir = state_dir(cli.state_dir, watch.dir())?;
+        let ignore = cli
+            .profile_path
+            .as_deref()
+            .and_then(|profile| name_in_dir(profile, watch.dir()));
         Ok(Settings {
-            watch,
-            profile_path: cli.profile_path,
-            targets,
-            signer,
-            bearer,
-            min_score: cli.min_score,
-            expect: cli.expect,
-            wait_timeout: cli.wait_timeout,
+            watch: watch::Settings {
+                watch,
+                ignore,
+                poll_interval: cli.poll_interval,
+            },
             settle_timeout: cli.settle_timeout,
-            poll_interval: cli.poll_interval,
-            request_timeout: cli.request_timeout,
-            delivery_deadline: cli.delivery_deadline,
-            retry_base_delay: cli.retry_base_delay,
-            drain_timeout: cli.drain_timeout,
-            state_dir,
+            policy: Policy {
+                min_score: cli.min_score,
+            },
+            profile_path: cli.profile_path,
+            delivery: deliver::Settings {
+                targets,
+                signer,
+                bearer,
+                request_timeout: cli.request_timeout,
+                deadline: cli.delivery_deadline,
+                retry_base_delay: cli.retry_base_delay,
+                state_dir,
+            },
+            lifetime: Lifetime {
+                expect: cli.expect,
+                wait_timeout: cli.wait_timeout,
+                drain_timeout: cli.drain_timeout,
+            },
             log_format: cli.log_format,
         })
     }
+}
+
+/// RESULT_PATH or WATCH_DIR, whose directory must exist.
+fn watched(cli: &Cli) -> Result<Watch, ConfigError> {
+    let watch = match (&cli.result_path, &cli.watch_dir) {
+        (Some(path), _) if path.as_os_str() != "-" => {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| ConfigError::Invalid {
+                    variable: "RESULT_PATH",
+                    value: path.display().to_string(),
+                    message: "expected a file path".into(),
+                })?;
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            Watch::File { dir, name }
+        }
+        (_, Some(dir)) => Watch::Dir(dir.clone()),
+        _ => return Err(ConfigError::NothingToWatch),
+    };
+    let dir = watch.dir();
+    if !dir.is_dir() {
+        let (variable, value) = match &cli.watch_dir {
+            Some(d) => ("WATCH_DIR", d.display().to_string()),
+            None => (
+                "RESULT_PATH",
+                cli.result_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+        };
+        return Err(ConfigError::Invalid {
+            variable,
+            value,
+            message: format!(
+                "the directory {} does not exist (mount the shared volume there)",
+                dir.display()
+            ),
+        });
+    }
+    Ok(watch)
+}
+
+/// NOTIFIER_URL, or NOTIFIER_URL_FILE's contents when that is set.
+fn targets(cli: &Cli) -> Result<Vec<Target>, ConfigError> {
+    let (notifier_url, notifier_variable) = match &cli.notifier_url_file {
+        // Read like the other secret files; an empty file is no targets.
+        Some(path) => (
+            read_secret(None, Some(path), "NOTIFIER_URL_FILE")?
+                .map(|url| url.expose().to_string())
+                .unwrap_or_default(),
+            "NOTIFIER_URL_FILE",
+        ),
+        None => (cli.notifier_url.clone(), "NOTIFIER_URL"),
+    };
+    parse_targets(&notifier_url).map_err(|e| ConfigError::InvalidSecret {
+        variable: notifier_variable,
+        message: e.to_string(),
+    })
+}
+
+/// WEBHOOK_SECRET (or its file), when set.
+fn signer(cli: &Cli) -> Result<Option<Signer>, ConfigError> {
+    let secret = read_secret(
+        cli.webhook_secret.as_deref(),
+        cli.webhook_secret_file.as_ref(),
+        "WEBHOOK_SECRET_FILE",
+    )?;
+    secret
+        .map(|secret| {
+            Signer::parse(secret.expose()).map_err(|e| ConfigError::InvalidSecret {
+                variable: "WEBHOOK_SECRET",
+                message: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// NOTIFIER_TOKEN (or its file), when set: checked to be sendable.
+fn bearer(cli: &Cli) -> Result<Option<Secret>, ConfigError> {
+    let bearer = read_secret(
+        cli.notifier_token.as_deref(),
+        cli.notifier_token_file.as_ref(),
+        "NOTIFIER_TOKEN_FILE",
+    )?;
+    if let Some(token) = &bearer {
+        check_bearer_token(token.expose()).map_err(|e| ConfigError::InvalidSecret {
+            variable: "NOTIFIER_TOKEN",
+            message: e.to_string(),
+        })?;
+    }
+    Ok(bearer)
+}
+
+/// Timeouts of zero would fail everything at once; a poll interval under
+/// 10ms would spin.
+fn check_durations(cli: &Cli) -> Result<(), ConfigError> {
+    for (variable, value) in [
+        ("RELAY_REQUEST_TIMEOUT", cli.request_timeout),
+        ("RELAY_DELIVERY_DEADLINE", cli.delivery_deadline),
+        ("RELAY_SETTLE_TIMEOUT", cli.settle_timeout),
+        ("RELAY_WAIT_TIMEOUT", cli.wait_timeout),
+    ] {
+        if value.is_zero() {
+            return Err(ConfigError::Invalid {
+                variable,
+                value: "0s".into(),
+                message: "must be longer than zero".into(),
+            });
+        }
+    }
+    if let Some(interval) = cli.poll_interval {
+        if interval < Duration::from_millis(10) {
+            return Err(ConfigError::Invalid {
+                variable: "RELAY_POLL_INTERVAL",
+                value: shortlist_shared::duration::format_duration(interval),
+                message: "must be at least 10ms".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// RELAY_STATE_DIR (default `.relay` in the watched directory), created now
+/// so a read-only volume is a start-up error, not a failed record later.
+fn state_dir(configured: Option<PathBuf>, watched: &Path) -> Result<PathBuf, ConfigError> {
+    let state_dir = configured.unwrap_or_else(|| watched.join(".relay"));
+    std::fs::create_dir_all(&state_dir).map_err(|e| ConfigError::Invalid {
+        variable: "RELAY_STATE_DIR",
+        value: state_dir.display().to_string(),
+        message: format!(
+            "cannot create the delivery-record directory (the relay needs the volume writable): {e}"
+        ),
+    })?;
+    Ok(state_dir)
+}
+
+/// The file name of `path` when it sits in `dir`: a profile mounted in the
+/// watched directory is not a result.
+fn name_in_dir(path: &Path, dir: &Path) -> Option<String> {
+    let parent = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let same_dir = std::fs::canonicalize(parent).ok()? == std::fs::canonicalize(dir).ok()?;
+    same_dir.then(|| path.file_name()?.to_str().map(str::to_string))?
 }
 
 /// A secret given directly or through a file; the file wins if both are set
@@ -427,21 +476,5 @@ mod tests {
             );
         }
         command.debug_assert();
-    }
-
-    #[test]
-    fn watch_filters_names() {
-        let file = Watch::File {
-            dir: ".".into(),
-            name: "result.json".into(),
-        };
-        assert!(file.wants("result.json"));
-        assert!(!file.wants("other.json"));
-        assert!(!file.wants(".result.json.x.tmp"));
-        let dir = Watch::Dir(".".into());
-        assert!(dir.wants("a.json"));
-        assert!(!dir.wants("..data"));
-        assert!(!dir.wants("a.json.tmp"));
-        assert!(!dir.wants("notes.txt"));
     }
 }

@@ -2,18 +2,32 @@
 //! verdicts to notifiers, exactly once per target, and ends so the Job can
 //! complete.
 //!
-//! [`config`] parses settings; [`watch`] turns inotify events (or polling)
-//! into hints; [`run`] is the loop that reads and decides results;
-//! [`deliver`] sends with retries through a [`sink`] adapter; [`outbox`]
-//! remembers what was delivered across restarts; [`exit`] holds the codes.
+//! One way through: `config` turns flags and env into each component's
+//! settings; `watch` turns inotify events (or polling) into names to look
+//! at; `settle` says when a file is a complete result; `decide` says
+//! whether to forward it (with the profile from `profile` and the ids from
+//! `identity`); `deliver` sends it to each `notifier` target with retries
+//! and records it in the `outbox`, which remembers deliveries across
+//! restarts; [`run`] is the loop between them; `exit` holds the codes.
+//!
+//! The public surface is what the binary (and an in-process test) needs:
+//! [`Settings`] from arguments, [`run`] with a shutdown future, and the
+//! [`Exit`] code.
 
-pub mod config;
-pub mod deliver;
-pub mod exit;
-pub mod outbox;
-pub mod run;
-pub mod sink;
-pub mod watch;
+mod config;
+mod decide;
+mod deliver;
+mod exit;
+mod hex;
+mod identity;
+mod notifier;
+mod outbox;
+mod profile;
+mod run;
+mod settle;
+mod watch;
 
+pub use config::{ConfigError, Settings};
+pub use deliver::ClientError;
 pub use exit::Exit;
 pub use run::run;

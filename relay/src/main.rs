@@ -1,11 +1,11 @@
 //! `relay`: the thin shell. Settings from flags and env, logs per
 //! `LOG_FORMAT`, a current-thread runtime (one core's worth of work is
 //! plenty), and SIGTERM/SIGINT as the shutdown signal, linkerd2-proxy style.
+//! Every start-up error is printed here, once.
 
 use std::process::ExitCode;
 
-use relay::Exit;
-use relay::config::{ConfigError, Settings};
+use relay::{ConfigError, Exit, Settings};
 
 fn main() -> ExitCode {
     run().into()
@@ -23,7 +23,7 @@ fn run() -> Exit {
             return Exit::Usage;
         }
     };
-    shortlist_shared::logging::init(settings.log_format, "info");
+    shortlist_shared::logging::init(settings.log_format(), "info");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,7 +42,13 @@ fn run() -> Exit {
                 return Exit::Usage;
             }
         };
-        relay::run(settings, shutdown).await
+        match relay::run(settings, shutdown).await {
+            Ok(exit) => exit,
+            Err(error) => {
+                eprintln!("relay: {error}");
+                Exit::Usage
+            }
+        }
     })
 }
 

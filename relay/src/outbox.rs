@@ -7,33 +7,33 @@
 //! Records live in a hidden directory beside the results (`.relay/` by
 //! default), named `<result file>.<target key>.delivered`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use shortlist_shared::atomic::{WriteError, write_atomic};
 
 /// What is recorded about one delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeliveryRecord {
+pub(crate) struct DeliveryRecord {
     /// The idempotency key the receiver saw.
-    pub webhook_id: String,
+    pub(crate) webhook_id: String,
     /// The target, as safe to log (no secrets).
-    pub target: String,
+    pub(crate) target: String,
     /// The HTTP status (0 for file and stdout targets).
-    pub status: u16,
+    pub(crate) status: u16,
     /// Attempts it took.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// When the delivery was confirmed, RFC 3339.
-    pub delivered_at: String,
+    pub(crate) delivered_at: String,
 }
 
 #[derive(Debug, Clone)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     dir: PathBuf,
 }
 
 impl Outbox {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(dir: impl Into<PathBuf>) -> Self {
         Outbox { dir: dir.into() }
     }
 
@@ -43,12 +43,12 @@ impl Outbox {
     }
 
     /// Whether this result was already delivered to this target.
-    pub fn is_delivered(&self, result_name: &str, target_key: &str) -> bool {
+    pub(crate) fn is_delivered(&self, result_name: &str, target_key: &str) -> bool {
         self.record_path(result_name, target_key).is_file()
     }
 
     /// Records a confirmed delivery, atomically and durably.
-    pub fn record(
+    pub(crate) fn record(
         &self,
         result_name: &str,
         target_key: &str,
@@ -57,10 +57,6 @@ impl Outbox {
         let mut bytes = serde_json::to_vec_pretty(record).expect("a record serialises");
         bytes.push(b'\n');
         write_atomic(&self.record_path(result_name, target_key), &bytes)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 

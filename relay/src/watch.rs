@@ -6,6 +6,9 @@
 //! cannot start at all (inotify limits, FUSE, NFS), or `RELAY_POLL_INTERVAL`
 //! asks for it, the directory is polled instead.
 //!
+//! The watcher owns the filtering: only names that are results to read (see
+//! [`Settings::wants`]) ever leave this module, from hints or from a scan.
+//!
 //! In inotify mode no timer runs: an idle relay sleeps until the kernel
 //! wakes it.
 
@@ -22,11 +25,57 @@ use tokio::sync::mpsc;
 const HINT_QUEUE: usize = 1024;
 
 /// The polling interval when inotify is unavailable and none was configured.
-pub const FALLBACK_POLL_INTERVAL: Duration = Duration::from_millis(500);
+const FALLBACK_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What the relay watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// One file, `RESULT_PATH`: only that name in its directory counts.
+    File { dir: PathBuf, name: String },
+    /// Every `*.json` in `WATCH_DIR`.
+    Dir(PathBuf),
+}
+
+impl Watch {
+    pub(crate) fn dir(&self) -> &Path {
+        match self {
+            Watch::File { dir, .. } | Watch::Dir(dir) => dir,
+        }
+    }
+
+    /// Whether a file name in the directory is a result to read.
+    fn wants(&self, name: &str) -> bool {
+        if shortlist_shared::atomic::is_temp_name(name) {
+            return false;
+        }
+        match self {
+            Watch::File { name: wanted, .. } => name == wanted,
+            Watch::Dir(_) => name.ends_with(".json"),
+        }
+    }
+}
+
+/// The watch's settings: what to watch, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) watch: Watch,
+    /// A name in the directory that is never a result: PROFILE_PATH's, when
+    /// the profile is mounted in the watched directory.
+    pub(crate) ignore: Option<String>,
+    /// Poll at this interval instead of using inotify (RELAY_POLL_INTERVAL).
+    pub(crate) poll_interval: Option<Duration>,
+}
+
+impl Settings {
+    /// Whether a name in the directory is a result to read.
+    pub(crate) fn wants(&self, name: &str) -> bool {
+        self.watch.wants(name) && self.ignore.as_deref() != Some(name)
+    }
+}
 
 /// What to look at next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hint {
+pub(crate) enum Hint {
     /// These names in the directory may have changed.
     Names(Vec<String>),
     /// Anything may have changed: list the directory.
@@ -35,13 +84,14 @@ pub enum Hint {
 
 /// How the directory is being watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchMode {
+enum WatchMode {
     Inotify,
     Poll(Duration),
 }
 
 /// A running directory watch.
-pub struct DirWatcher {
+pub(crate) struct DirWatcher {
+    settings: Settings,
     mode: WatchMode,
     /// Kept alive for as long as we watch; dropping it stops the thread.
     watcher: Option<RecommendedWatcher>,
@@ -53,19 +103,21 @@ pub struct DirWatcher {
 }
 
 impl DirWatcher {
-    /// Starts watching `dir`, by polling every `poll` when given, else by
-    /// inotify, falling back to polling when inotify cannot start.
-    pub fn start(dir: &Path, poll: Option<Duration>) -> DirWatcher {
+    /// Starts watching the directory, by polling when an interval is set,
+    /// else by inotify, falling back to polling when inotify cannot start.
+    pub(crate) fn start(settings: Settings) -> DirWatcher {
         let (tx, hints) = mpsc::channel(HINT_QUEUE);
         let overflowed = Arc::new(AtomicBool::new(false));
-        if let Some(interval) = poll {
+        let dir = settings.watch.dir();
+        if let Some(interval) = settings.poll_interval {
             tracing::info!(dir = %dir.display(), interval_ms = interval.as_millis() as u64, "watching by polling (RELAY_POLL_INTERVAL)");
-            return DirWatcher::polling(interval, hints, overflowed);
+            return DirWatcher::polling(settings, interval, hints, overflowed);
         }
         match start_inotify(dir, tx, overflowed.clone()) {
             Ok(watcher) => {
                 tracing::info!(dir = %dir.display(), "watching with inotify");
                 DirWatcher {
+                    settings,
                     mode: WatchMode::Inotify,
                     watcher: Some(watcher),
                     hints,
@@ -80,17 +132,19 @@ impl DirWatcher {
                     interval_ms = FALLBACK_POLL_INTERVAL.as_millis() as u64,
                     "inotify is unavailable here; polling instead"
                 );
-                DirWatcher::polling(FALLBACK_POLL_INTERVAL, hints, overflowed)
+                DirWatcher::polling(settings, FALLBACK_POLL_INTERVAL, hints, overflowed)
             }
         }
     }
 
     fn polling(
+        settings: Settings,
         interval: Duration,
         hints: mpsc::Receiver<Hint>,
         overflowed: Arc<AtomicBool>,
     ) -> DirWatcher {
         DirWatcher {
+            settings,
             mode: WatchMode::Poll(interval),
             watcher: None,
             hints,
@@ -99,12 +153,38 @@ impl DirWatcher {
         }
     }
 
-    pub fn mode(&self) -> WatchMode {
-        self.mode
+    /// The watched directory.
+    pub(crate) fn dir(&self) -> &Path {
+        self.settings.watch.dir()
     }
 
-    /// Waits for the next hint. Cancel-safe (used in `select!`).
-    pub async fn next(&mut self) -> Hint {
+    /// The wanted names in the directory: the truth, whatever the events
+    /// said. Sorted, so a rescan handles results in a stable order.
+    pub(crate) fn scan(&self) -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.dir())? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if self.settings.wants(&name) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Waits for the next hint; names the relay does not want are left out.
+    /// Cancel-safe (used in `select!`).
+    pub(crate) async fn next(&mut self) -> Hint {
+        match self.next_unfiltered().await {
+            Hint::Names(mut names) => {
+                names.retain(|name| self.settings.wants(name));
+                Hint::Names(names)
+            }
+            Hint::Rescan => Hint::Rescan,
+        }
+    }
+
+    async fn next_unfiltered(&mut self) -> Hint {
         if self.overflowed.swap(false, Ordering::AcqRel) {
             return Hint::Rescan;
         }
@@ -173,18 +253,49 @@ fn start_inotify(
     Ok(watcher)
 }
 
-/// The names in `dir`, for a full rescan.
-pub fn list_names(dir: &Path) -> std::io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        names.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    names.sort();
-    Ok(names)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The path of a name in the watched directory.
-pub fn path_of(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
+    #[test]
+    fn watch_filters_names() {
+        let file = Watch::File {
+            dir: ".".into(),
+            name: "result.json".into(),
+        };
+        assert!(file.wants("result.json"));
+        assert!(!file.wants("other.json"));
+        assert!(!file.wants(".result.json.x.tmp"));
+        let dir = Watch::Dir(".".into());
+        assert!(dir.wants("a.json"));
+        assert!(!dir.wants("..data"));
+        assert!(!dir.wants("a.json.tmp"));
+        assert!(!dir.wants("notes.txt"));
+    }
+
+    #[test]
+    fn the_profile_in_the_watched_directory_is_not_a_result() {
+        let settings = Settings {
+            watch: Watch::Dir(".".into()),
+            ignore: Some("profile.json".into()),
+            poll_interval: None,
+        };
+        assert!(settings.wants("result.json"));
+        assert!(!settings.wants("profile.json"));
+    }
+
+    #[tokio::test]
+    async fn scan_lists_only_wanted_names_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.json", "a.json", "notes.txt", "profile.json"] {
+            std::fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        std::fs::create_dir(dir.path().join(".relay")).unwrap();
+        let watcher = DirWatcher::start(Settings {
+            watch: Watch::Dir(dir.path().to_path_buf()),
+            ignore: Some("profile.json".into()),
+            poll_interval: Some(Duration::from_millis(10)),
+        });
+        assert_eq!(watcher.scan().unwrap(), ["a.json", "b.json"]);
+    }
 }

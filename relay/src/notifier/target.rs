@@ -11,7 +11,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use reqwest::Url;
-use sha2::{Digest, Sha256};
+
+use crate::hex::sha256_prefix;
 
 /// What every parse error ends with, so a user sees every accepted form.
 const EXPECTED: &str =
@@ -24,7 +25,7 @@ const MAX_SHOWN_ENTRY_CHARS: usize = 120;
 /// 1-based position and its redacted value (never the raw value: it may hold
 /// a webhook secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     #[error("NOTIFIER_URL is empty; {EXPECTED} (several may be given, separated by commas)")]
     NoTargets,
     #[error(
@@ -84,7 +85,7 @@ pub(super) enum Kind {
 
 /// One parsed notifier target.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     kind: Kind,
     /// The normalised full target, secrets included: the input of
     /// [`Target::key`] and of duplicate detection. Never shown.
@@ -107,7 +108,7 @@ impl fmt::Display for Target {
 
 /// Parses `NOTIFIER_URL`: one or more comma-separated targets, blanks around
 /// each ignored. Fails on the first bad entry, naming it.
-pub fn parse_targets(list: &str) -> Result<Vec<Target>, TargetError> {
+pub(crate) fn parse_targets(list: &str) -> Result<Vec<Target>, TargetError> {
     if list.trim().is_empty() {
         return Err(TargetError::NoTargets);
     }
@@ -227,8 +228,9 @@ impl Target {
     }
 
     /// `"webhook"`, `"ntfy"`, `"slack"`, `"discord"`, `"file"` or `"stdout"`:
-    /// for logs and metrics labels.
-    pub fn kind(&self) -> &'static str {
+    /// how tests name the adapter a target picked.
+    #[cfg(test)]
+    pub(crate) fn kind(&self) -> &'static str {
         match self.kind {
             Kind::Webhook(_) => "webhook",
             Kind::Ntfy(_) => "ntfy",
@@ -242,7 +244,7 @@ impl Target {
     /// A form safe to log: never userinfo or a query; Slack and Discord
     /// show only scheme and host (their path is the secret); webhooks and
     /// ntfy keep the path, which tells targets apart.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match &self.kind {
             Kind::Webhook(url) => format!("{}://{}{}", url.scheme(), authority(url), url.path()),
             Kind::Ntfy(url) => format!("ntfy+{}://{}{}", url.scheme(), authority(url), url.path()),
@@ -258,13 +260,12 @@ impl Target {
     /// gets the same key across restarts (so pending deliveries are found
     /// again), different targets get different keys, and the key is a plain
     /// `[0-9a-f]{12}` that reveals nothing of a secret in the URL.
-    pub fn key(&self) -> String {
-        let digest = Sha256::digest(self.canonical.as_bytes());
-        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    pub(crate) fn key(&self) -> String {
+        sha256_prefix(self.canonical.as_bytes(), 6)
     }
 
     /// Whether delivering to this target may need TLS (an https URL).
-    pub fn needs_tls(&self) -> bool {
+    pub(crate) fn needs_tls(&self) -> bool {
         match &self.kind {
             Kind::Webhook(url) | Kind::Ntfy(url) | Kind::Slack(url) | Kind::Discord(url) => {
                 url.scheme() == "https"
@@ -681,9 +682,8 @@ mod tests {
             );
         }
         // Pinned: changing the derivation would orphan every outbox on upgrade.
-        let digest = Sha256::digest(b"stdout:");
-        let expected: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        assert_eq!(one("stdout:").key(), expected);
+        // `printf 'stdout:' | sha256sum`, first 12 digits.
+        assert_eq!(one("stdout:").key(), "39aeeccf1d4e");
         // Normalisation: the same URL spelled differently is the same target.
         assert_eq!(
             one("HTTPS://Example.COM/hook").key(),

@@ -28,7 +28,7 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
 /// Why a webhook secret was refused. No variant carries the secret or any of
 /// its characters, so the message is safe to print at start-up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignerError {
+pub(crate) enum SignerError {
     #[error(
         "webhook secret is empty; expected whsec_ followed by the base64 of the key (as a Standard Webhooks library generates it), or the base64 alone"
     )]
@@ -46,7 +46,7 @@ pub enum SignerError {
 
 /// Signs deliveries with one secret key.
 #[derive(Clone)]
-pub struct Signer {
+pub(crate) struct Signer {
     /// Keyed once at parse time; cloned per signature.
     mac: Hmac<Sha256>,
 }
@@ -61,7 +61,7 @@ impl fmt::Debug for Signer {
 impl Signer {
     /// Reads a secret: `whsec_<base64>` or plain `<base64>`; surrounding
     /// whitespace (a trailing newline from a mounted secret file) is ignored.
-    pub fn parse(secret: &str) -> Result<Signer, SignerError> {
+    pub(crate) fn parse(secret: &str) -> Result<Signer, SignerError> {
         let secret = secret.trim();
         let (encoded, form) = match secret.strip_prefix(SECRET_PREFIX) {
             Some(rest) => (rest, "(after the whsec_ prefix)"),
@@ -90,7 +90,7 @@ impl Signer {
     ///
     /// `id` must be exactly the `webhook-id` header value sent, and `body`
     /// exactly the bytes sent, or the receiver's check fails.
-    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+    pub(crate) fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
         let mut mac = self.mac.clone();
         mac.update(id.as_bytes());
         mac.update(b".");

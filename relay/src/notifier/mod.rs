@@ -1,8 +1,9 @@
-//! The pure half of delivery: which targets `NOTIFIER_URL` names, what each
-//! one is sent for an accepted result, and how it is signed.
+//! Notifiers, the pure half of delivery: which targets `NOTIFIER_URL` names
+//! ([`target`]), what each one is sent for an accepted result ([`render`]),
+//! and how it is signed ([`signing`]).
 //!
 //! Nothing here does I/O, so every adapter's exact request can be checked in
-//! unit tests; the caller owns sending, retries and the outbox. The flow is
+//! unit tests; `deliver` owns sending, retries and the outbox. The flow is
 //! [`parse_targets`] once at start-up, then per attempt
 //! [`Target::render`] → [`Rendered`] → send / append / print.
 //!
@@ -22,35 +23,35 @@ use std::path::PathBuf;
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue};
 
-pub use render::{BearerError, USER_AGENT, check_bearer_token};
-pub use signing::{Signer, SignerError};
-pub use target::{Target, TargetError, parse_targets};
+pub(crate) use render::check_bearer_token;
+pub(crate) use signing::Signer;
+pub(crate) use target::{Target, parse_targets};
 
 /// One delivery attempt of one accepted result to one target.
 #[derive(Debug, Clone, Copy)]
-pub struct Delivery<'a> {
-    pub result: &'a shortlist_shared::AssessmentResult,
+pub(crate) struct Delivery<'a> {
+    pub(crate) result: &'a shortlist_shared::AssessmentResult,
     /// The profile: the result's own `profile`, or the one read from
     /// PROFILE_PATH; may be None.
-    pub profile: Option<&'a serde_json::Value>,
+    pub(crate) profile: Option<&'a serde_json::Value>,
     /// The Standard Webhooks message id: the same on every retry of one
     /// delivery, so receivers can drop duplicates. Should be ASCII; other
     /// bytes are percent-encoded in the header (and signed as encoded).
-    pub webhook_id: &'a str,
+    pub(crate) webhook_id: &'a str,
     /// Unix seconds of this attempt.
-    pub timestamp: i64,
+    pub(crate) timestamp: i64,
 }
 
 /// Credentials added to every HTTP delivery.
 #[derive(Clone, Copy, Default)]
-pub struct Auth<'a> {
+pub(crate) struct Auth<'a> {
     /// Signs with Standard Webhooks `webhook-signature` when set.
-    pub signer: Option<&'a Signer>,
+    pub(crate) signer: Option<&'a Signer>,
     /// Sent as `Authorization: Bearer <token>` when set (ntfy access tokens,
     /// most webhook gateways). Validate it at start-up with
     /// [`check_bearer_token`]: a token that is not a valid header value is
     /// left out of the request rather than sent mangled.
-    pub bearer: Option<&'a str>,
+    pub(crate) bearer: Option<&'a str>,
 }
 
 /// Redacted: auth is carried around in config structs that get logged.
@@ -65,11 +66,11 @@ impl fmt::Debug for Auth<'_> {
 
 /// An HTTP POST to make.
 #[derive(Clone)]
-pub struct HttpRequest {
+pub(crate) struct HttpRequest {
     /// The full URL, secrets included: send it, never log it.
-    pub url: Url,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Vec<u8>,
+    pub(crate) url: Url,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Shows only the URL's scheme and host (the path may be a Slack or Discord
@@ -88,7 +89,7 @@ impl fmt::Debug for HttpRequest {
 
 /// What to do for one delivery.
 #[derive(Debug, Clone)]
-pub enum Rendered {
+pub(crate) enum Rendered {
     /// POST this request.
     Http(HttpRequest),
     /// Append `line` (one JSON object, ending in `\n`) to `path`.

@@ -18,7 +18,7 @@ use super::{Auth, Delivery, HttpRequest, Rendered, Target};
 
 /// `User-Agent` of every HTTP delivery, so receivers can tell relay
 /// traffic apart (and its version) in their logs.
-pub const USER_AGENT: &str = concat!("shortlist-relay/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("shortlist-relay/", env!("CARGO_PKG_VERSION"));
 
 /// ntfy tags; ntfy shows a tag that is an emoji short code as the emoji.
 const NTFY_TAGS: &str = "house,shortlist";
@@ -57,7 +57,7 @@ const RFC2047_CHUNK_BYTES: usize = 45;
 
 /// Why a notifier token cannot be sent. The token is never quoted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BearerError {
+pub(crate) enum BearerError {
     #[error("notifier token is empty")]
     Empty,
     #[error(
@@ -68,7 +68,7 @@ pub enum BearerError {
 
 /// Checks a bearer token at start-up; [`Target::render`] leaves out a token
 /// that fails this rather than sending a mangled one.
-pub fn check_bearer_token(token: &str) -> Result<(), BearerError> {
+pub(crate) fn check_bearer_token(token: &str) -> Result<(), BearerError> {
     let token = token.trim();
     if token.is_empty() {
         return Err(BearerError::Empty);
@@ -85,7 +85,7 @@ impl Target {
     /// HTTP requests carry `content-type`, `user-agent`, `webhook-id`,
     /// `webhook-timestamp`, `webhook-signature` (with a signer) and
     /// `authorization` (with a bearer token), then the adapter's own headers.
-    pub fn render(&self, delivery: &Delivery<'_>, auth: &Auth<'_>) -> Rendered {
+    pub(crate) fn render(&self, delivery: &Delivery<'_>, auth: &Auth<'_>) -> Rendered {
         match self.adapter() {
             Kind::Webhook(url) => {
                 let body = to_json_bytes(Value::Object(webhook_body(delivery)));

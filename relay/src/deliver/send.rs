@@ -1,4 +1,5 @@
-//! Sending one accepted result to one target, with retries.
+//! Sending one accepted result to one target, with retries: an HTTP POST,
+//! or a line appended to a file or written to standard output.
 //!
 //! Retriable, as the webhook senders people trust do it: 408, 429, 5xx,
 //! connection errors and timeouts, with exponential backoff and full jitter,
@@ -9,7 +10,6 @@
 //! a signed body somewhere nobody chose).
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -18,7 +18,7 @@ use shortlist_shared::error::error_chain;
 use shortlist_shared::retry::{RetryDecision, RetryPolicy, parse_retry_after};
 use shortlist_shared::secret::Secret;
 
-use crate::sink::{Auth, Delivery, HttpRequest, Rendered, Signer, Target};
+use crate::notifier::{Auth, Delivery, HttpRequest, Rendered, Signer, Target};
 
 /// The longest backoff between two delivery attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
@@ -29,7 +29,7 @@ const MAX_ATTEMPTS: u32 = 1000;
 
 /// How one delivery ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The target confirmed (2xx) or the line was written.
     Delivered { status: u16, attempts: u32 },
     /// Permanently failed, or out of deadline.
@@ -82,15 +82,15 @@ fn retry_logic(error: &AttemptError) -> RetryDecision {
 }
 
 /// Sends deliveries; shared by all delivery tasks.
-pub struct Deliverer {
+pub(super) struct Sender {
     http: reqwest::Client,
     policy: RetryPolicy,
     signer: Option<Signer>,
     bearer: Option<Secret>,
 }
 
-impl Deliverer {
-    pub fn new(
+impl Sender {
+    pub(super) fn new(
         needs_tls: bool,
         request_timeout: Duration,
         deadline: Duration,
@@ -108,7 +108,7 @@ impl Deliverer {
             builder = builder.tls_certs_only(Vec::new());
         }
         let http = builder.build()?;
-        Ok(Deliverer {
+        Ok(Sender {
             http,
             policy: RetryPolicy {
                 max_attempts: MAX_ATTEMPTS,
@@ -122,8 +122,8 @@ impl Deliverer {
     }
 
     /// Delivers `result` to `target`. Never panics; every failure is an [`Outcome::Failed`].
-    pub async fn deliver(
-        self: &Arc<Self>,
+    pub(super) async fn deliver(
+        &self,
         target: &Target,
         result: &AssessmentResult,
         profile: Option<&Value>,

@@ -1,0 +1,122 @@
+//! The profile a delivery carries: the result's own `profile`, else the one
+//! at PROFILE_PATH (a minimal custom assessor writes results without it).
+//! PROFILE_PATH is read once, on first need, and kept: it does not change
+//! during a run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+use shortlist_shared::AssessmentResult;
+
+/// Chooses a result's profile, reading PROFILE_PATH when it has none.
+#[derive(Debug)]
+pub(crate) struct ProfileFallback {
+    path: Option<PathBuf>,
+    /// PROFILE_PATH's contents, once read successfully.
+    read: Option<Arc<Value>>,
+}
+
+impl ProfileFallback {
+    pub(crate) fn new(path: Option<PathBuf>) -> Self {
+        ProfileFallback { path, read: None }
+    }
+
+    /// The result's own profile when it has one (not `null`), else
+    /// PROFILE_PATH's; `None` when neither is available (an unreadable
+    /// PROFILE_PATH is logged and tried again next time).
+    pub(crate) fn for_result(&mut self, result: &AssessmentResult) -> Option<Arc<Value>> {
+        match &result.profile {
+            Some(own) if !own.is_null() => Some(Arc::new(own.clone())),
+            _ => self.fallback(),
+        }
+    }
+
+    fn fallback(&mut self) -> Option<Arc<Value>> {
+        if let Some(profile) = &self.read {
+            return Some(profile.clone());
+        }
+        let path = self.path.as_ref()?;
+        match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()))
+        {
+            Ok(profile) => {
+                let profile = Arc::new(profile);
+                self.read = Some(profile.clone());
+                Some(profile)
+            }
+            Err(error) => {
+                tracing::warn!(path = %path.display(), error = %error, "cannot read PROFILE_PATH; delivering without the profile");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn result(value: Value) -> AssessmentResult {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_results_own_profile_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.json");
+        std::fs::write(&path, r#"{"text":"from the file"}"#).unwrap();
+        let mut profiles = ProfileFallback::new(Some(path));
+        let own = result(json!({"verdict": "accept", "profile": {"text": "own"}}));
+        assert_eq!(
+            profiles.for_result(&own).as_deref(),
+            Some(&json!({"text": "own"}))
+        );
+        for value in [
+            json!({"verdict": "accept"}),
+            json!({"verdict": "accept", "profile": null}),
+        ] {
+            assert_eq!(
+                profiles.for_result(&result(value)).as_deref(),
+                Some(&json!({"text": "from the file"}))
+            );
+        }
+    }
+
+    #[test]
+    fn profile_path_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.json");
+        std::fs::write(&path, r#"{"text":"first"}"#).unwrap();
+        let mut profiles = ProfileFallback::new(Some(path.clone()));
+        let bare = result(json!({"verdict": "accept"}));
+        assert_eq!(
+            profiles.for_result(&bare).as_deref(),
+            Some(&json!({"text": "first"}))
+        );
+        std::fs::write(&path, r#"{"text":"second"}"#).unwrap();
+        assert_eq!(
+            profiles.for_result(&bare).as_deref(),
+            Some(&json!({"text": "first"}))
+        );
+    }
+
+    #[test]
+    fn an_unreadable_profile_path_gives_none_until_it_is_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profile.json");
+        let mut profiles = ProfileFallback::new(Some(path.clone()));
+        let bare = result(json!({"verdict": "accept"}));
+        assert_eq!(profiles.for_result(&bare), None);
+        std::fs::write(&path, "not json").unwrap();
+        assert_eq!(profiles.for_result(&bare), None);
+        std::fs::write(&path, r#"{"text":"now"}"#).unwrap();
+        assert_eq!(
+            profiles.for_result(&bare).as_deref(),
+            Some(&json!({"text": "now"}))
+        );
+        assert_eq!(ProfileFallback::new(None).for_result(&bare), None);
+    }
+}
