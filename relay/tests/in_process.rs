@@ -22,7 +22,8 @@ use tokio::time::Instant;
 
 const POLL: &str = "100ms";
 
-/// Settings for watching `dir` and delivering to `notifier`, plus `extra` flags.
+/// Settings for watching `dir` and delivering to `notifier`, plus `extra`
+/// flags (polling every [`POLL`] unless they say otherwise).
 fn settings(dir: &Path, notifier: &str, extra: &[&str]) -> Settings {
     let mut args = vec![
         "relay".to_string(),
@@ -30,9 +31,10 @@ fn settings(dir: &Path, notifier: &str, extra: &[&str]) -> Settings {
         dir.display().to_string(),
         "--notifier".into(),
         notifier.into(),
-        "--poll-interval".into(),
-        POLL.into(),
     ];
+    if !extra.contains(&"--poll-interval") {
+        args.extend(["--poll-interval".into(), POLL.into()]);
+    }
     args.extend(extra.iter().map(|a| a.to_string()));
     match Settings::from_args(args) {
         Ok(settings) => settings,
