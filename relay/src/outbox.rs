@@ -27,6 +27,17 @@ pub(crate) struct DeliveryRecord {
     pub(crate) delivered_at: String,
 }
 
+/// Why a record was not written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    #[error("cannot serialise the delivery record: {0}")]
+    Serialise(#[from] serde_json::Error),
+    /// Names the record's path.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// The records in one directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Outbox {
     dir: PathBuf,
@@ -53,10 +64,13 @@ impl Outbox {
         result_name: &str,
         target_key: &str,
         record: &DeliveryRecord,
-    ) -> Result<(), WriteError> {
-        let mut bytes = serde_json::to_vec_pretty(record).expect("a record serialises");
+    ) -> Result<(), RecordError> {
+        let mut bytes = serde_json::to_vec_pretty(record)?;
         bytes.push(b'\n');
-        write_atomic(&self.record_path(result_name, target_key), &bytes)
+        Ok(write_atomic(
+            &self.record_path(result_name, target_key),
+            &bytes,
+        )?)
     }
 }
 

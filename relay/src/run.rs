@@ -200,7 +200,7 @@ impl Relay {
     /// Acts on what the settle tracker found in file `name`.
     fn take(&mut self, name: &str, look: Look) {
         match look {
-            Look::Ready(result) => self.decide_and_deliver(name, result),
+            Look::Ready(result) => self.decide_and_deliver(name, *result),
             Look::Invalid => {
                 self.counts.invalid += 1;
                 self.counts.handled += 1;

@@ -25,8 +25,9 @@ const MAX_RESULT_BYTES: u64 = 32 * 1024 * 1024;
 /// What looking at a file found.
 #[derive(Debug)]
 pub(crate) enum Look {
-    /// A complete result, seen for the first time: decide it.
-    Ready(AssessmentResult),
+    /// A complete result, seen for the first time: decide it. (Boxed: the
+    /// other variants are small.)
+    Ready(Box<AssessmentResult>),
     /// Not a complete result yet; looked at again when it changes or at
     /// [`SettleTracker::next_deadline`].
     Pending,
@@ -172,7 +173,7 @@ impl SettleTracker {
             Ok(result) => {
                 self.files
                     .insert(name.to_string(), FileState::Handled { fingerprint });
-                Look::Ready(result)
+                Look::Ready(Box::new(result))
             }
             Err(error) => {
                 let now = Instant::now();
@@ -247,7 +248,7 @@ mod tests {
 
     fn ready(look: Look) -> AssessmentResult {
         match look {
-            Look::Ready(result) => result,
+            Look::Ready(result) => *result,
             other => panic!("expected Ready, got {other:?}"),
         }
     }
