@@ -477,4 +477,105 @@ mod tests {
         }
         command.debug_assert();
     }
+
+    fn parse(args: &[&str]) -> Settings {
+        match Settings::from_args(std::iter::once("relay").chain(args.iter().copied())) {
+            Ok(settings) => settings,
+            Err(error) => panic!("{args:?}: {error}"),
+        }
+    }
+
+    #[test]
+    fn flags_map_into_each_components_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let watched = dir.path().to_str().unwrap();
+        let profile = dir.path().join("profile.json");
+        let settings = parse(&[
+            "--watch-dir",
+            watched,
+            "--profile",
+            profile.to_str().unwrap(),
+            "--notifier",
+            "stdout:,file:///tmp/relay-config-test.jsonl",
+            "--min-score",
+            "0.25",
+            "--expect",
+            "4",
+            "--wait-timeout",
+            "2m",
+            "--settle-timeout",
+            "3s",
+            "--poll-interval",
+            "250ms",
+            "--request-timeout",
+            "5s",
+            "--delivery-deadline",
+            "1m",
+            "--retry-base-delay",
+            "100ms",
+            "--drain-timeout",
+            "7s",
+            "--log-format",
+            "plain",
+        ]);
+        assert_eq!(
+            settings.watch,
+            watch::Settings {
+                watch: Watch::Dir(dir.path().to_path_buf()),
+                ignore: Some("profile.json".into()),
+                poll_interval: Some(Duration::from_millis(250)),
+            }
+        );
+        assert_eq!(settings.settle_timeout, Duration::from_secs(3));
+        assert_eq!(
+            settings.policy,
+            Policy {
+                min_score: Some(0.25)
+            }
+        );
+        assert_eq!(settings.profile_path, Some(profile));
+        let delivery = &settings.delivery;
+        assert_eq!(delivery.targets.len(), 2);
+        assert!(delivery.signer.is_none() && delivery.bearer.is_none());
+        assert_eq!(delivery.request_timeout, Duration::from_secs(5));
+        assert_eq!(delivery.deadline, Duration::from_secs(60));
+        assert_eq!(delivery.retry_base_delay, Duration::from_millis(100));
+        assert_eq!(delivery.state_dir, dir.path().join(".relay"));
+        assert!(delivery.state_dir.is_dir());
+        assert_eq!(
+            settings.lifetime,
+            Lifetime {
+                expect: 4,
+                wait_timeout: Duration::from_secs(120),
+                drain_timeout: Duration::from_secs(7),
+            }
+        );
+        assert_eq!(settings.log_format(), Some(LogFormat::Plain));
+    }
+
+    #[test]
+    fn result_path_watches_its_directory_for_its_name_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let result = dir.path().join("result.json");
+        let state = dir.path().join("state");
+        let settings = parse(&[
+            "--result",
+            result.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--profile",
+            "/nonexistent/profile.json",
+        ]);
+        assert_eq!(
+            settings.watch.watch,
+            Watch::File {
+                dir: dir.path().to_path_buf(),
+                name: "result.json".into()
+            }
+        );
+        // A profile outside the watched directory hides nothing.
+        assert_eq!(settings.watch.ignore, None);
+        assert_eq!(settings.delivery.state_dir, state);
+        assert!(state.is_dir());
+    }
 }

@@ -44,7 +44,7 @@ pub async fn run(
         ..
     } = settings;
     let mut relay = Relay {
-        settle: SettleTracker::new(watch.watch.dir(), settle_timeout),
+        settle: SettleTracker::new(watch.dir(), settle_timeout),
         policy,
         profiles: ProfileFallback::new(profile_path),
         deliveries: Deliveries::new(delivery)?,

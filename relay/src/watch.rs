@@ -67,6 +67,11 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// The watched directory.
+    pub(crate) fn dir(&self) -> &Path {
+        self.watch.dir()
+    }
+
     /// Whether a name in the directory is a result to read.
     pub(crate) fn wants(&self, name: &str) -> bool {
         self.watch.wants(name) && self.ignore.as_deref() != Some(name)
@@ -108,7 +113,7 @@ impl DirWatcher {
     pub(crate) fn start(settings: Settings) -> DirWatcher {
         let (tx, hints) = mpsc::channel(HINT_QUEUE);
         let overflowed = Arc::new(AtomicBool::new(false));
-        let dir = settings.watch.dir();
+        let dir = settings.dir();
         if let Some(interval) = settings.poll_interval {
             tracing::info!(dir = %dir.display(), interval_ms = interval.as_millis() as u64, "watching by polling (RELAY_POLL_INTERVAL)");
             return DirWatcher::polling(settings, interval, hints, overflowed);
@@ -155,7 +160,7 @@ impl DirWatcher {
 
     /// The watched directory.
     pub(crate) fn dir(&self) -> &Path {
-        self.settings.watch.dir()
+        self.settings.dir()
     }
 
     /// The wanted names in the directory: the truth, whatever the events
