@@ -204,15 +204,31 @@ mod tests {
         words.sort_unstable();
         words.dedup();
         assert_eq!(words.len(), n);
-        assert!(words.iter().all(|w| w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        assert!(
+            words
+                .iter()
+                .all(|w| w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
     }
 
     #[test]
     fn what_a_retry_could_fix() {
-        for transient in ["backend_unavailable", "timeout", "rate_limited", "image_timeout", "caption_failed"] {
+        for transient in [
+            "backend_unavailable",
+            "timeout",
+            "rate_limited",
+            "image_timeout",
+            "caption_failed",
+        ] {
             assert!(ErrorKind::from(transient).is_transient(), "{transient}");
         }
-        for permanent in ["profile_invalid", "reply_invalid", "image_refused", "not_an_image", "captions_failed"] {
+        for permanent in [
+            "profile_invalid",
+            "reply_invalid",
+            "image_refused",
+            "not_an_image",
+            "captions_failed",
+        ] {
             assert!(!ErrorKind::from(permanent).is_transient(), "{permanent}");
         }
     }

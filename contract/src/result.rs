@@ -95,9 +95,9 @@ pub struct Usage {
 /// Why an assessment did not complete.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorInfo {
-    /// A stable, machine-readable kind (`profile_invalid`, `backend_unavailable`,
-    /// `timeout`, ...: every kind this assessor writes is an [`ErrorKind`]
-    /// variant; custom assessors may write their own).
+    /// A stable, machine-readable kind: `profile_invalid`, `backend_unavailable`,
+    /// `timeout`, ... (docs/contract.md lists every kind this assessor
+    /// writes); a custom assessor may write kinds of its own.
     pub kind: ErrorKind,
     /// A human-readable message naming what failed (file, field, URL).
     pub message: String,

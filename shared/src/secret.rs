@@ -100,7 +100,10 @@ mod tests {
         let read = |v: Option<&str>, f: Option<&Path>| {
             read_secret(v, f).unwrap().map(|s| s.expose().to_string())
         };
-        assert_eq!(read(Some("value"), Some(&file)).as_deref(), Some("from-file"));
+        assert_eq!(
+            read(Some("value"), Some(&file)).as_deref(),
+            Some("from-file")
+        );
         assert_eq!(read(Some(" value "), None).as_deref(), Some("value"));
         assert_eq!(read(Some("  "), None), None);
         assert_eq!(read(None, None), None);
@@ -112,7 +115,10 @@ mod tests {
     fn refuses_what_is_not_a_small_regular_file() {
         let dir = tempfile::tempdir().unwrap();
         assert!(read_secret_file(dir.path()).is_err(), "a directory");
-        assert!(read_secret_file(Path::new("/dev/zero")).is_err(), "a device");
+        assert!(
+            read_secret_file(Path::new("/dev/zero")).is_err(),
+            "a device"
+        );
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'a'; MAX_SECRET_FILE_BYTES as usize + 1]).unwrap();
         let error = read_secret_file(&big).unwrap_err();
