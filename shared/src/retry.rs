@@ -111,12 +111,27 @@ pub fn full_jitter(ceiling: Duration) -> Duration {
     Duration::from_nanos(rand::rng().random_range(0..=nanos))
 }
 
+/// The longest wait a `Retry-After` may ask for: a day. A server's value is
+/// hostile input; `u64::MAX` seconds would overflow every deadline sum.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
+/// The `Retry-After` of an HTTP response, if it has a usable one: the one
+/// reading of that header for both binaries (the judge's and vision
+/// server's replies, a notifier's).
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
 /// Parses a `Retry-After` value: delay-seconds (`"120"`, tolerating `"1.5"`)
 /// or an HTTP-date (`"Wed, 21 Oct 2026 07:28:00 GMT"`; a past date means now).
+/// Capped at [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+        return Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER));
     }
     if let Ok(seconds) = value.parse::<f64>() {
         if seconds.is_finite() && seconds >= 0.0 {
@@ -125,7 +140,11 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         return None;
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 #[cfg(test)]
@@ -241,5 +260,14 @@ mod tests {
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+        // Hostile values are capped, not overflowed.
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(http::header::RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
     }
 }

@@ -10,6 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::ErrorKind;
+
 /// The value of the `schema` field of every result this crate writes.
 pub const RESULT_SCHEMA_ID: &str = "shortlist.result/v1";
 
@@ -93,10 +95,10 @@ pub struct Usage {
 /// Why an assessment did not complete.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorInfo {
-    /// A stable, machine-readable kind: `profile_invalid`, `profile_unreadable`,
-    /// `backend_unavailable`, `backend_rejected`, `timeout`, `reply_invalid`,
-    /// `reply_truncated`, `refused`, `command_failed`.
-    pub kind: String,
+    /// A stable, machine-readable kind: `profile_invalid`, `backend_unavailable`,
+    /// `timeout`, ... (docs/contract.md lists every kind this assessor
+    /// writes); a custom assessor may write kinds of its own.
+    pub kind: ErrorKind,
     /// A human-readable message naming what failed (file, field, URL).
     pub message: String,
 }

@@ -255,8 +255,7 @@ pub fn stable_id(profile_value: &Value) -> String {
     // serialisation is canonical.
     let canonical = serde_json::to_vec(profile_value).unwrap_or_default();
     let digest = Sha256::digest(&canonical);
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("sha256-{hex}")
+    format!("sha256-{}", crate::hex::encode(&digest[..8]))
 }
 
 /// A display name for a profile source: the path, or `<stdin>` for `-`.

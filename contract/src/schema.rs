@@ -34,7 +34,7 @@ mod tests {
     }
 
     /// Fails when `schema/*.json` drift from the types. Regenerate with
-    /// `UPDATE_SCHEMAS=1 cargo test -p shortlist-shared schema`.
+    /// `UPDATE_SCHEMAS=1 cargo test -p shortlist-contract schema`.
     #[test]
     fn committed_schemas_match_the_types() {
         for (name, generated) in [
@@ -47,14 +47,14 @@ mod tests {
             }
             let on_disk = std::fs::read_to_string(&path).unwrap_or_else(|e| {
                 panic!(
-                    "{}: {e}; run UPDATE_SCHEMAS=1 cargo test -p shortlist-shared",
+                    "{}: {e}; run UPDATE_SCHEMAS=1 cargo test -p shortlist-contract",
                     path.display()
                 )
             });
             assert_eq!(
                 on_disk,
                 generated,
-                "{} drifted from the Rust types; run UPDATE_SCHEMAS=1 cargo test -p shortlist-shared",
+                "{} drifted from the Rust types; run UPDATE_SCHEMAS=1 cargo test -p shortlist-contract",
                 path.display()
             );
         }
