@@ -436,26 +436,21 @@ fn name_in_dir(path: &Path, dir: &Path) -> Option<String> {
     same_dir.then(|| path.file_name()?.to_str().map(str::to_string))?
 }
 
-/// A secret given directly or through a file; the file wins if both are set
-/// (the file is what a mounted Secret provides).
+/// A secret given directly or through a file, by the one rule both binaries
+/// follow (`shortlist_shared::secret`: the file wins); the error names the
+/// `*_FILE` variable.
 fn read_secret(
     value: Option<&str>,
     file: Option<&PathBuf>,
     file_variable: &'static str,
 ) -> Result<Option<Secret>, ConfigError> {
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::FileUnreadable {
+    shortlist_shared::secret::read_secret(value, file.map(PathBuf::as_path)).map_err(|source| {
+        ConfigError::FileUnreadable {
             variable: file_variable,
-            path: path.clone(),
+            path: file.cloned().unwrap_or_default(),
             source,
-        })?;
-        let text = text.trim();
-        return Ok((!text.is_empty()).then(|| Secret::new(text)));
-    }
-    Ok(value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(Secret::new))
+        }
+    })
 }
 
 #[cfg(test)]

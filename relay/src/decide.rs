@@ -2,7 +2,7 @@
 //! the result and the [`Policy`], so every case is a unit test and the event
 //! loop only acts on the answer.
 
-use shortlist_shared::{AssessmentResult, Status, Verdict};
+use shortlist_contract::{AssessmentResult, ErrorKind, Status, Verdict};
 
 /// What the relay forwards.
 ///
@@ -36,7 +36,7 @@ pub(crate) enum Decision {
     /// relay's exit code says so (the Job may retry). `kind` and `message`
     /// are the result's `error`, when it has one.
     AssessorError {
-        kind: Option<String>,
+        kind: Option<ErrorKind>,
         message: Option<String>,
     },
 }
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(
             decide(&error, &Policy::default()),
             Decision::AssessorError {
-                kind: Some("timeout".into()),
+                kind: Some(ErrorKind::Timeout),
                 message: Some("the judge did not answer".into()),
             }
         );

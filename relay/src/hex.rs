@@ -8,16 +8,8 @@ use sha2::{Digest, Sha256};
 /// digits (all 64 when `bytes` is 32 or more).
 pub(crate) fn sha256_prefix(data: &[u8], bytes: usize) -> String {
     let digest = Sha256::digest(data);
-    let prefix = &digest[..bytes.min(digest.len())];
-    let mut hex = String::with_capacity(prefix.len() * 2);
-    for byte in prefix {
-        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    hex
+    shortlist_contract::hex::encode(&digest[..bytes.min(digest.len())])
 }
-
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {

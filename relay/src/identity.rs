@@ -4,7 +4,7 @@
 //! receiver can drop duplicates.
 
 use serde_json::Value;
-use shortlist_shared::AssessmentResult;
+use shortlist_contract::AssessmentResult;
 
 use crate::hex::sha256_prefix;
 
@@ -23,7 +23,7 @@ pub(crate) fn result_id(name: &str, result: &AssessmentResult, profile: Option<&
         return id.to_string();
     }
     match profile {
-        Some(profile) => shortlist_shared::profile::stable_id(profile),
+        Some(profile) => shortlist_contract::profile::stable_id(profile),
         None => {
             let canonical = serde_json::to_vec(result).unwrap_or_default();
             let hash = sha256_prefix(&canonical, 8);
@@ -87,7 +87,7 @@ mod tests {
             let anonymous = json!({"text": "a flat"});
             assert_eq!(
                 result_id("r.json", &r, Some(&anonymous)),
-                shortlist_shared::profile::stable_id(&anonymous)
+                shortlist_contract::profile::stable_id(&anonymous)
             );
         }
     }

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use shortlist_shared::atomic::{WriteError, write_atomic};
+use shortlist_contract::atomic::{WriteError, write_atomic};
 
 /// What is recorded about one delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
-use shortlist_shared::AssessmentResult;
+use shortlist_contract::AssessmentResult;
 
 /// Chooses a result's profile, reading PROFILE_PATH when it has none.
 #[derive(Debug)]

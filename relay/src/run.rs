@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use shortlist_shared::{AssessmentResult, Verdict};
+use shortlist_contract::{AssessmentResult, ErrorKind, Verdict};
 use tokio::time::Instant;
 
 use crate::config::{Lifetime, Settings};
@@ -224,7 +224,7 @@ impl Relay {
                 tracing::warn!(
                     file = %name,
                     %id,
-                    kind = kind.as_deref().unwrap_or("unknown"),
+                    kind = kind.as_ref().map_or("unknown", ErrorKind::as_str),
                     message = message.as_deref().unwrap_or(""),
                     "the assessor reported an error; nothing to deliver"
                 );

@@ -16,7 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use shortlist_shared::AssessmentResult;
+use shortlist_contract::AssessmentResult;
 use tokio::time::Instant;
 
 /// Result files larger than this are invalid without parsing.
@@ -224,7 +224,7 @@ fn read_result(path: &Path, meta: &std::fs::Metadata) -> Result<AssessmentResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shortlist_shared::Verdict;
+    use shortlist_contract::Verdict;
 
     const TIMEOUT: Duration = Duration::from_secs(10);
     const ACCEPT: &str = r#"{"verdict":"accept"}"#;

@@ -45,7 +45,7 @@ impl Watch {
 
     /// Whether a file name in the directory is a result to read.
     fn wants(&self, name: &str) -> bool {
-        if shortlist_shared::atomic::is_temp_name(name) {
+        if shortlist_contract::atomic::is_temp_name(name) {
             return false;
         }
         match self {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use shortlist_shared::AssessmentResult;
-use shortlist_shared::result::now_rfc3339;
+use shortlist_contract::AssessmentResult;
+use shortlist_contract::result::now_rfc3339;
 use shortlist_shared::secret::Secret;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;

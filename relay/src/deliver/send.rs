@@ -13,9 +13,9 @@ use std::io::Write;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use shortlist_shared::AssessmentResult;
+use shortlist_contract::AssessmentResult;
 use shortlist_shared::error::error_chain;
-use shortlist_shared::retry::{RetryDecision, RetryPolicy, parse_retry_after};
+use shortlist_shared::retry::{RetryDecision, RetryPolicy, retry_after};
 use shortlist_shared::secret::Secret;
 
 use crate::notifier::{Auth, Delivery, HttpRequest, Rendered, Signer, Target};
@@ -220,11 +220,7 @@ impl Sender {
         if response.status().is_success() {
             return Ok(status);
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let retry_after = retry_after(response.headers());
         let body = response.text().await.unwrap_or_default();
         Err(AttemptError::Status {
             status,

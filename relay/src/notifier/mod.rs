@@ -30,7 +30,7 @@ pub(crate) use target::{Target, parse_targets};
 /// One delivery attempt of one accepted result to one target.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Delivery<'a> {
-    pub(crate) result: &'a shortlist_shared::AssessmentResult,
+    pub(crate) result: &'a shortlist_contract::AssessmentResult,
     /// The profile: the result's own `profile`, or the one read from
     /// PROFILE_PATH; may be None.
     pub(crate) profile: Option<&'a serde_json::Value>,

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
-use shortlist_shared::AssessmentResult;
+use shortlist_contract::AssessmentResult;
 
 use super::target::Kind;
 use super::{Auth, Delivery, HttpRequest, Rendered, Target};
@@ -288,7 +288,7 @@ fn rfc3339(timestamp: i64) -> String {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
-        .unwrap_or_else(shortlist_shared::result::now_rfc3339)
+        .unwrap_or_else(shortlist_contract::result::now_rfc3339)
 }
 
 /// What a human message says, gathered once from the profile and result.

@@ -704,10 +704,7 @@ pub fn tempdir() -> tempfile::TempDir {
 
 /// `examples/samples`: the labelled samples.
 pub fn samples_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/samples"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/samples"))
 }
 
 /// The path of a sample profile, e.g. `sample_path("s01")`.
