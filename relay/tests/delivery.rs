@@ -65,7 +65,7 @@ async fn present_before_start(mode: Mode) {
         r.describe()
     );
     assert_webhook_headers(r);
-    assert_webhook_body(&r.json(), &result);
+    assert_webhook_body(r.json(), &result);
     assert_eq!(r.json()["assessment"]["verdict"], "accept");
 }
 
@@ -95,7 +95,7 @@ async fn renamed_in_after_start(mode: Mode) {
 
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{}", server.describe());
-    assert_webhook_body(&requests[1].json(), &second);
+    assert_webhook_body(requests[1].json(), &second);
 }
 
 /// `RESULT_PATH` mode: the one expected file appears (renamed in) after start.
@@ -124,7 +124,7 @@ async fn result_path_renamed_in(mode: Mode) {
     out.assert_code(0);
     mode.check_log(&out);
     assert_eq!(server.count(), 1, "{}", server.describe());
-    assert_webhook_body(&server.requests()[0].json(), &result);
+    assert_webhook_body(server.requests()[0].json(), &result);
 }
 
 /// A writer that does not rename: half the file, a pause, the rest. The
@@ -172,7 +172,7 @@ async fn non_atomic_write_in_halves(mode: Mode) {
         Some(text.as_str()),
         "the body does not carry the whole text"
     );
-    assert_webhook_body(&body, &result);
+    assert_webhook_body(body, &result);
 }
 
 /// `n` results written while the relay runs: each delivered exactly once.

@@ -277,7 +277,7 @@ async fn the_results_own_profile_wins_over_profile_path() {
         .set("PROFILE_PATH", sample_path("s01").to_str().unwrap());
     let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
-    assert_webhook_body(&server.requests()[0].json(), &result);
+    assert_webhook_body(server.requests()[0].json(), &result);
 }
 
 /// Two minimal results in one directory get distinct webhook-ids (the id

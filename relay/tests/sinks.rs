@@ -276,7 +276,7 @@ async fn several_targets_at_once_each_receive_once() {
     out.assert_code(0);
     assert_eq!(hook.count(), 1, "{}", hook.describe());
     assert_eq!(slack.count(), 1, "{}", slack.describe());
-    assert_webhook_body(&hook.requests()[0].json(), &result);
+    assert_webhook_body(hook.requests()[0].json(), &result);
     assert!(slack.requests()[0].json()["text"].is_string());
     assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 1);
     let records = outbox_records(&dir.path().join(".relay"));
