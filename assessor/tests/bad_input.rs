@@ -1,17 +1,17 @@
 //! Bad profiles (exit 3, an error result naming the file and field) and bad
 //! settings (exit 2, no result), never a panic.
 
-mod support;
-
 use std::path::Path;
 
 use serde_json::json;
-use support::*;
+use testkit::*;
+
+const ASSESSOR: &str = env!("CARGO_BIN_EXE_assessor");
 
 /// Runs the fixed backend on `profile` and checks an exit-3 error result
 /// whose message names the profile path and contains `expected`.
 async fn assert_profile_error(dir: &Path, profile: &Path, kind: &str, expected: &str) {
-    let out = run_assessor(dir, &fixed_env(dir, profile), &[]).await;
+    let out = run_assessor(ASSESSOR, dir, &fixed_env(dir, profile), &[]).await;
     out.assert_no_panic().assert_code(3);
     let r = out.assert_error_result(kind);
     let msg = r["error"]["message"].as_str().unwrap();
@@ -102,7 +102,7 @@ async fn directory_as_profile() {
     let sub = dir.path().join("profile.d");
     std::fs::create_dir(&sub).unwrap();
     // A directory is a batch; without RESULT_DIR that is a start-up error.
-    let out = run_assessor(dir.path(), &fixed_env(dir.path(), &sub), &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &fixed_env(dir.path(), &sub), &[]).await;
     out.assert_no_panic().assert_code(2);
     assert!(
         out.stderr_mentions("RESULT_DIR is required in batch mode"),
@@ -111,7 +111,7 @@ async fn directory_as_profile() {
     );
     // Asked for one profile explicitly, a directory is an unreadable profile.
     let env = fixed_env(dir.path(), &sub).set("ASSESSOR_MODE", "assess");
-    let out = run_assessor(dir.path(), &env, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &env, &[]).await;
     out.assert_no_panic().assert_code(3);
     let r = out.assert_error_result("profile_unreadable");
     assert!(
@@ -138,7 +138,7 @@ async fn five_mib_text_is_assessed() {
     let value = json!({"text": text.trim_end(), "metadata": {"id": "big"}});
     let profile = write_json(dir.path(), "big.json", &value);
     assert!(std::fs::metadata(&profile).unwrap().len() >= 5 * 1024 * 1024);
-    let out = run_assessor(dir.path(), &fixed_env(dir.path(), &profile), &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &fixed_env(dir.path(), &profile), &[]).await;
     let r = assert_ok(&out, "accept", "fixed");
     assert_eq!(r["id"], "big");
     assert_eq!(
@@ -156,7 +156,7 @@ async fn assert_config_error(envs: impl FnOnce(Envs, &FakeOpenAi, &Path) -> Envs
     let profile = write_json(dir.path(), "p.json", &simple_profile("c1", "A flat."));
     let server = FakeOpenAi::start(vec![]).await;
     let envs = envs(llm_env(&server, dir.path(), &profile), &server, dir.path());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(2);
     assert!(
         out.result.is_none(),
@@ -280,6 +280,6 @@ async fn command_backend_without_command() {
 #[tokio::test]
 async fn unknown_flag() {
     let dir = tempdir();
-    let out = run_assessor::<&str, &str>(dir.path(), &[], &["--no-such-flag"]).await;
+    let out = run_assessor::<&str, &str>(ASSESSOR, dir.path(), &[], &["--no-such-flag"]).await;
     out.assert_no_panic().assert_code(2);
 }

@@ -5,23 +5,20 @@
 //! request per profile), resume after SIGKILL, sharding, the response cache,
 //! malformed JSONL lines, `assessor eval` and the batch exit codes.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::response::Response;
 use serde_json::{Value, json};
-use support::*;
+use testkit::assessor::Output;
+use testkit::*;
+
+const ASSESSOR: &str = env!("CARGO_BIN_EXE_assessor");
 
 // ---------------------------------------------------------------------------
-// A content-aware fake judge server
+// A content-aware judge: the kit's fake OpenAI server with a per-request rule
 // ---------------------------------------------------------------------------
 
 /// What the server answers for one request.
@@ -33,29 +30,12 @@ enum Answer {
     Status(u16),
 }
 
-/// Decides the answer from the profile token and the whole user message.
-type Rule = Arc<dyn Fn(&str, &str) -> Answer + Send + Sync>;
-
-struct JudgeState {
-    rule: Mutex<Rule>,
-    delay: Mutex<Duration>,
-    /// The profile token of every request, in arrival order (`?` when the
-    /// user message had none).
-    seen: Mutex<Vec<String>>,
-}
-
-/// A real HTTP server speaking the chat-completions wire format whose answer
-/// depends on the request.
+/// The kit's [`FakeOpenAi`] answering each request from its profile token
+/// (`PID-NNNNNN` in the user message) and the whole user message, after an
+/// adjustable delay.
 struct JudgeServer {
-    addr: std::net::SocketAddr,
-    state: Arc<JudgeState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for JudgeServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    server: FakeOpenAi,
+    delay: Arc<Mutex<Duration>>,
 }
 
 static PID_RE: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r"PID-\d{6}").unwrap());
@@ -71,80 +51,63 @@ fn garden_rule(_pid: &str, user: &str) -> Answer {
 
 impl JudgeServer {
     async fn start(rule: impl Fn(&str, &str) -> Answer + Send + Sync + 'static) -> JudgeServer {
-        let state = Arc::new(JudgeState {
-            rule: Mutex::new(Arc::new(rule)),
-            delay: Mutex::new(Duration::ZERO),
-            seen: Mutex::new(Vec::new()),
-        });
-        let app = Router::new()
-            .fallback(judge_handler)
-            .layer(DefaultBodyLimit::disable())
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("judge server");
-        });
-        JudgeServer { addr, state, task }
+        let judge = JudgeServer {
+            server: FakeOpenAi::start(Vec::new()).await,
+            delay: Arc::new(Mutex::new(Duration::ZERO)),
+        };
+        judge.set_rule(rule);
+        judge
     }
 
     fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        self.server.base_url()
     }
 
     fn set_rule(&self, rule: impl Fn(&str, &str) -> Answer + Send + Sync + 'static) {
-        *self.state.rule.lock().unwrap() = Arc::new(rule);
+        let delay = Arc::clone(&self.delay);
+        self.server.set_handler(move |request| {
+            judge_reply(&rule, request).delayed(*delay.lock().unwrap())
+        });
     }
 
     fn set_delay(&self, delay: Duration) {
-        *self.state.delay.lock().unwrap() = delay;
+        *self.delay.lock().unwrap() = delay;
     }
 
-    /// Profile tokens of all requests so far, in arrival order.
+    /// Profile tokens of all requests so far, in arrival order (`?` when
+    /// the user message had none).
     fn seen(&self) -> Vec<String> {
-        self.state.seen.lock().unwrap().clone()
+        self.server.requests().iter().map(profile_token).collect()
     }
 
     fn count(&self) -> usize {
-        self.state.seen.lock().unwrap().len()
+        self.server.count()
     }
 
     /// Requests since `from` (an earlier [`JudgeServer::count`]).
     fn since(&self, from: usize) -> Vec<String> {
-        self.state.seen.lock().unwrap()[from..].to_vec()
+        self.seen()[from..].to_vec()
     }
 }
 
-async fn judge_handler(State(state): State<Arc<JudgeState>>, body: Bytes) -> Response {
-    let user = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v["messages"].as_array().and_then(|messages| {
-                messages
-                    .iter()
-                    .find(|m| m["role"] == "user")
-                    .map(|m| message_text(&m["content"]))
-            })
-        })
-        .unwrap_or_default();
-    let pid = PID_RE
-        .find(&user)
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "?".to_string());
-    state.seen.lock().unwrap().push(pid.clone());
+/// The profile token in a request's user message, `?` when there is none.
+fn profile_token(request: &Recorded) -> String {
+    request
+        .try_message("user")
+        .and_then(|user| PID_RE.find(&user).map(|m| m.as_str().to_string()))
+        .unwrap_or_else(|| "?".to_string())
+}
+
+/// The answer to one request: a 400 without a profile token, else `rule`'s.
+fn judge_reply(rule: &dyn Fn(&str, &str) -> Answer, request: &Recorded) -> Reply {
+    let user = request.try_message("user").unwrap_or_default();
+    let pid = profile_token(request);
     let answer = if pid == "?" {
         Answer::Status(400)
     } else {
-        let rule = state.rule.lock().unwrap().clone();
         rule(&pid, &user)
     };
-    let delay = *state.delay.lock().unwrap();
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let (status, body) = match answer {
+    match answer {
         Answer::Accept | Answer::Reject => {
             let verdict = if answer == Answer::Accept {
                 "accept"
@@ -156,21 +119,14 @@ async fn judge_handler(State(state): State<Arc<JudgeState>>, body: Bytes) -> Res
                 "score": if answer == Answer::Accept { 0.9 } else { 0.1 },
                 "reasons": [reason(verdict, &pid)],
             });
-            (
-                200,
-                completion_body(Value::String(content.to_string()), "stop"),
-            )
+            completion(&content.to_string())
         }
-        Answer::Status(status) => (
+        Answer::Status(status) => Reply::raw(
             status,
-            openai_error(&format!("scripted failure for {pid}"), "server_error"),
+            "application/json",
+            &openai_error(&format!("scripted failure for {pid}"), "server_error"),
         ),
-    };
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .unwrap()
+    }
 }
 
 /// The reason the server gives for a verdict on a profile.
@@ -327,50 +283,11 @@ fn assert_row(out: &Output, label: &str, value: impl std::fmt::Display) {
     );
 }
 
-/// `schema/result.v1.json`, compiled once (support's `assert_schema_valid`
-/// compiles it per call, too slow for thousands of results).
-static RESULT_SCHEMA: LazyLock<jsonschema::Validator> = LazyLock::new(|| {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/result.v1.json");
-    let schema: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    jsonschema::validator_for(&schema).expect("result schema compiles")
-});
-
-static RFC3339: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$").unwrap()
-});
-
-/// The checks of support's `assert_complete_result`, with the schema and
-/// regex compiled once.
+/// A complete result (the kit's checks, schema compiled once) from the
+/// OpenAI backend.
 fn assert_complete(r: &Value) {
-    let errors: Vec<String> = RESULT_SCHEMA
-        .iter_errors(r)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "result does not match schema/result.v1.json:\n  {}\nresult: {}",
-        errors.join("\n  "),
-        clip(&r.to_string(), 4000)
-    );
-    assert_eq!(r["schema"], "shortlist.result/v1", "schema field: {r}");
-    assert!(r["id"].as_str().is_some_and(|s| !s.is_empty()), "id: {r}");
-    assert_eq!(r["assessor"]["name"], "assessor", "assessor.name: {r}");
-    let at = r["assessed_at"].as_str().unwrap_or_default();
-    assert!(RFC3339.is_match(at), "assessed_at is not RFC 3339: {at:?}");
-    assert!(r["timings_ms"]["total"].is_u64(), "timings_ms.total: {r}");
+    assert_complete_result(r);
     assert_eq!(r["backend"]["kind"], "openai", "backend.kind: {r}");
-    for key in [
-        "verdict",
-        "score",
-        "decided_by",
-        "reasons",
-        "usage",
-        "attempts",
-        "error",
-        "profile",
-    ] {
-        assert!(r.get(key).is_some(), "result lacks field {key:?}: {r}");
-    }
 }
 
 /// Asserts an ok result of the profile `n` with the server's verdict.
@@ -398,7 +315,7 @@ async fn thousand_profiles(input_of: impl FnOnce(&Path) -> PathBuf) {
     let jsonl = dir.path().join("all-results.jsonl");
     let server = JudgeServer::start(garden_rule).await;
     let envs = batch_env(&server, &input, &results).set("RESULTS_JSONL", jsonl.to_str().unwrap());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic();
     out.assert_code(0);
     let ctx = out.ctx();
@@ -478,22 +395,12 @@ async fn thousand_profiles_from_jsonl() {
 
 // 2 -------------------------------------------------------------------------
 
-/// Spawns the binary like `run_assessor` (cleared environment) without
-/// waiting; stderr goes to `log`.
+/// Spawns the binary like `run_assessor` (the kit's cleared environment)
+/// without waiting; stderr goes to `log`.
 fn spawn_assessor(dir: &Path, envs: &Envs, log: &Path) -> tokio::process::Child {
     let log = std::fs::File::create(log).expect("create the log file");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_assessor"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("LOG_FORMAT", "json")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true);
-    for (k, v) in envs.iter() {
-        cmd.env(k, v);
-    }
+    let mut cmd = command(ASSESSOR, dir, envs.iter().map(|(k, v)| (k, v)));
+    cmd.stderr(Stdio::from(log));
     cmd.spawn().expect("spawn the assessor binary")
 }
 
@@ -611,7 +518,7 @@ async fn killed_batch_resumes_without_repeating_finished_work() {
     // Run 2: the same batch, no force.
     server.set_delay(Duration::ZERO);
     let mark = server.count();
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic();
     out.assert_code(0);
     let run2 = server.since(mark);
@@ -693,7 +600,7 @@ async fn shards_are_disjoint_and_cover_the_input() {
         let results = dir.path().join(format!("shard-{index}"));
         let envs = batch_env(&server, &input, &results).set("ASSESSOR_SHARD", format!("{index}/3"));
         let mark = server.count();
-        let out = run_assessor(dir.path(), &envs, &[]).await;
+        let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
         out.assert_no_panic();
         out.assert_code(0);
         let ids = result_ids(&results);
@@ -731,7 +638,7 @@ async fn shards_are_disjoint_and_cover_the_input() {
     let envs = batch_env(&server, &input, &results)
         .set("JOB_COMPLETION_INDEX", "1")
         .set("ASSESSOR_SHARD_COUNT", "3");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic();
     out.assert_code(0);
     assert_eq!(
@@ -744,7 +651,7 @@ async fn shards_are_disjoint_and_cover_the_input() {
     let results = dir.path().join("indexed-no-count");
     let envs = batch_env(&server, &input, &results).set("JOB_COMPLETION_INDEX", "1");
     let mark = server.count();
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic();
     out.assert_code(2);
     assert!(
@@ -777,7 +684,7 @@ async fn response_cache_skips_the_backend() {
     let envs = batch_env(&server, &input, &results).set("CACHE_DIR", cache.to_str().unwrap());
 
     // Run 1: every profile asked, every answer cached.
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic();
     out.assert_code(0);
     assert_eq!(server.count(), COUNT, "run 1 requests\n{}", out.ctx());
@@ -794,7 +701,13 @@ async fn response_cache_skips_the_backend() {
 
     // Run 2, forced: all from the cache, no request.
     let mark = server.count();
-    let out = run_assessor(dir.path(), &envs.clone().set("ASSESSOR_FORCE", "true"), &[]).await;
+    let out = run_assessor(
+        ASSESSOR,
+        dir.path(),
+        &envs.clone().set("ASSESSOR_FORCE", "true"),
+        &[],
+    )
+    .await;
     out.assert_no_panic();
     out.assert_code(0);
     assert_eq!(
@@ -821,7 +734,7 @@ async fn response_cache_skips_the_backend() {
         .clone()
         .set("ASSESSOR_FORCE", "true")
         .set("LLM_RESPONSE_CACHE", "false");
-    let out = run_assessor(dir.path(), &envs3, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs3, &[]).await;
     out.assert_no_panic();
     out.assert_code(0);
     let run3 = tally(&server.since(mark));
@@ -860,7 +773,7 @@ async fn errors_are_never_cached() {
         .set("LLM_MAX_ATTEMPTS", "1");
 
     // Run 1: the failing profiles get error results.
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic();
     out.assert_code(4);
     assert_eq!(server.count(), COUNT, "run 1 requests\n{}", out.ctx());
@@ -879,7 +792,13 @@ async fn errors_are_never_cached() {
     // Run 2, forced, server fixed: exactly the failed ones are asked again.
     server.set_rule(garden_rule);
     let mark = server.count();
-    let out = run_assessor(dir.path(), &envs.clone().set("ASSESSOR_FORCE", "true"), &[]).await;
+    let out = run_assessor(
+        ASSESSOR,
+        dir.path(),
+        &envs.clone().set("ASSESSOR_FORCE", "true"),
+        &[],
+    )
+    .await;
     out.assert_no_panic();
     out.assert_code(0);
     let run2 = tally(&server.since(mark));
@@ -927,7 +846,7 @@ async fn malformed_jsonl_lines_are_reported_with_their_line_numbers() {
     let jsonl = dir.path().join("all.jsonl");
     let server = JudgeServer::start(garden_rule).await;
     let envs = batch_env(&server, &input, &results).set("RESULTS_JSONL", jsonl.to_str().unwrap());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic();
     out.assert_code(3);
     let ctx = out.ctx();
@@ -1052,13 +971,20 @@ async fn eval_scores_a_batch_against_labels() {
     let server = JudgeServer::start(|pid, _| eval_answer(pid)).await;
 
     let run_a = dir.path().join("run-a");
-    let out = run_assessor(dir.path(), &batch_env(&server, &input, &run_a), &[]).await;
+    let out = run_assessor(
+        ASSESSOR,
+        dir.path(),
+        &batch_env(&server, &input, &run_a),
+        &[],
+    )
+    .await;
     out.assert_no_panic();
     out.assert_code(0);
     assert_eq!(server.count(), 10);
 
     let report_path = dir.path().join("r.json");
     let out = run_assessor::<&str, &str>(
+        ASSESSOR,
         dir.path(),
         &[],
         &[
@@ -1142,11 +1068,18 @@ async fn eval_scores_a_batch_against_labels() {
         }
     });
     let run_b = dir.path().join("run-b");
-    let out = run_assessor(dir.path(), &batch_env(&server, &input, &run_b), &[]).await;
+    let out = run_assessor(
+        ASSESSOR,
+        dir.path(),
+        &batch_env(&server, &input, &run_b),
+        &[],
+    )
+    .await;
     out.assert_no_panic();
     out.assert_code(0);
     let report_path = dir.path().join("r2.json");
     let out = run_assessor::<&str, &str>(
+        ASSESSOR,
         dir.path(),
         &[],
         &[
@@ -1188,6 +1121,7 @@ async fn eval_scores_a_batch_against_labels() {
     bad["PID-000003"] = json!("maybe");
     let bad_labels = write_json(dir.path(), "bad-labels.json", &bad);
     let out = run_assessor::<&str, &str>(
+        ASSESSOR,
         dir.path(),
         &[],
         &[
@@ -1232,7 +1166,7 @@ async fn a_backend_failure_exits_4_and_a_rerun_retries_only_it() {
     .await;
     let envs = batch_env(&server, &input, &results).set("LLM_MAX_ATTEMPTS", "1");
 
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic();
     out.assert_code(4);
     let ctx = out.ctx();
@@ -1257,7 +1191,7 @@ async fn a_backend_failure_exits_4_and_a_rerun_retries_only_it() {
     // The server recovers; a rerun without force asks only for the failed one.
     server.set_rule(garden_rule);
     let mark = server.count();
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic();
     out.assert_code(0);
     assert_eq!(

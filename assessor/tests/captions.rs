@@ -4,8 +4,6 @@
 //! block, the address guard (SSRF), every bad-input kind, `CAPTION_REQUIRED`,
 //! the cache, the rules short-circuit and the API key's reach.
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -19,7 +17,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
-use support::*;
+use testkit::assessor::Output;
+use testkit::*;
+
+const ASSESSOR: &str = env!("CARGO_BIN_EXE_assessor");
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TEXT: &str = "Two bedroom flat in Redland, Bristol, with a private garden.";
@@ -483,23 +484,26 @@ fn vision_image(req: &Recorded) -> (String, Vec<u8>) {
         users.len(),
         1,
         "one user message in the vision request: {:.2000}",
-        req.body
+        req.text()
     );
-    let parts = users[0]["content"]
-        .as_array()
-        .unwrap_or_else(|| panic!("user content must be an array of parts: {:.2000}", req.body));
+    let parts = users[0]["content"].as_array().unwrap_or_else(|| {
+        panic!(
+            "user content must be an array of parts: {:.2000}",
+            req.text()
+        )
+    });
     assert!(
         parts.iter().any(
             |p| p["type"] == "text" && p["text"].as_str().is_some_and(|t| !t.trim().is_empty())
         ),
         "the user message needs a text part: {:.2000}",
-        req.body
+        req.text()
     );
     let images: Vec<&Value> = parts.iter().filter(|p| p["type"] == "image_url").collect();
-    assert_eq!(images.len(), 1, "one image_url part: {:.2000}", req.body);
+    assert_eq!(images.len(), 1, "one image_url part: {:.2000}", req.text());
     let url = images[0]["image_url"]["url"]
         .as_str()
-        .unwrap_or_else(|| panic!("image_url.url must be a string: {:.2000}", req.body));
+        .unwrap_or_else(|| panic!("image_url.url must be a string: {:.2000}", req.text()));
     let rest = url
         .strip_prefix("data:")
         .unwrap_or_else(|| panic!("image_url.url must be a data: URI: {:.200}", url));
@@ -516,7 +520,7 @@ fn caption_requests(server: &FakeOpenAi) -> Vec<Recorded> {
     server
         .requests()
         .into_iter()
-        .filter(|r| r.body.contains("image_url"))
+        .filter(|r| r.text().contains("image_url"))
         .collect()
 }
 
@@ -580,7 +584,7 @@ async fn happy_path_captions_reach_the_judge() {
         llm_env(&judge, dir.path(), &profile),
         &vision,
     ));
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "accept", "llm");
 
     // The vision server: two requests, the right model, the exact bytes.
@@ -588,7 +592,7 @@ async fn happy_path_captions_reach_the_judge() {
     assert_eq!(vreqs.len(), 2, "two caption requests\n{}", out.ctx());
     let mut seen = Vec::new();
     for req in &vreqs {
-        let body = req.body_json();
+        let body = req.json();
         assert_eq!(body["model"], "vision-test", "caption model: {body}");
         assert!(
             body["max_tokens"] == 200 || body["max_completion_tokens"] == 200,
@@ -670,6 +674,7 @@ async fn stdin_profile_resolves_paths_against_the_working_directory() {
     let vision = FakeOpenAi::start(vec![completion(CAPTION_C)]).await;
     let envs = with_captions(fixed_env(dir.path(), Path::new("-")), &vision);
     let out = run_assessor_with_stdin(
+        ASSESSOR,
         dir.path(),
         &envs,
         &[],
@@ -721,7 +726,7 @@ async fn address_guard_refuses_private_addresses_by_default() {
     let envs = with_captions(fixed_env(dir.path(), &profile), &vision)
         .set("CAPTION_ALLOW_HTTP", "true")
         .set("CAPTION_FETCH_TIMEOUT", "1s");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "accept", "fixed");
     let recs = raw_records(&out);
     let wrong: Vec<String> = refused
@@ -756,7 +761,7 @@ async fn address_guard_refuses_private_addresses_by_default() {
         .set("CAPTION_ALLOW_HTTP", "true")
         .set("CAPTION_ALLOW_HOSTS", "localhost")
         .set("CAPTION_FETCH_TIMEOUT", "1s");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     let recs = caption_records(&out, &via_redirect);
     assert_failed(&recs[0], "image_refused", &out);
@@ -791,7 +796,7 @@ async fn address_guard_refuses_private_addresses_by_default() {
         .set("CAPTION_ALLOW_HTTP", "true")
         .set("CAPTION_ALLOW_HOSTS", "127.0.0.0/8")
         .set("CAPTION_FETCH_TIMEOUT", "1s");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     let recs = caption_records(&out, &cidr);
     assert_eq!(assert_captioned(&recs[0], &out), norm(CAPTION_B));
@@ -821,7 +826,7 @@ async fn address_guard_refuses_private_addresses_by_default() {
         .set("CAPTION_ALLOW_HTTP", "true")
         .set("CAPTION_ALLOW_PRIVATE", "true")
         .set("CAPTION_FETCH_TIMEOUT", "1s");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     let recs = caption_records(&out, &private);
     for i in [0, 2, 3] {
@@ -926,7 +931,7 @@ async fn bad_images_are_recorded_and_the_assessment_completes() {
         .set("CAPTION_MAX_IMAGE_BYTES", "1KiB")
         .set("CAPTION_FETCH_TIMEOUT", "1s")
         .set("CAPTION_MAX_REDIRECTS", "3");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "accept", "fixed");
     assert_schema_valid(&r);
 
@@ -1040,7 +1045,7 @@ async fn images_beyond_the_limit_are_never_fetched() {
     let vision = FakeOpenAi::start(script.iter().map(|c| completion(c)).collect()).await;
     let envs = open_fetch(with_captions(fixed_env(dir.path(), &profile), &vision))
         .set("CAPTION_MAX_IMAGES", "2");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     let recs = caption_records(&out, &sources);
     let pairs = captions_by_bytes(&vision, &script);
@@ -1076,7 +1081,7 @@ async fn plain_http_needs_caption_allow_http() {
     let envs = with_captions(fixed_env(dir.path(), &profile), &vision)
         .set("CAPTION_ALLOW_PRIVATE", "true")
         .set("CAPTION_FETCH_TIMEOUT", "2s");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     let recs = caption_records(&out, &sources);
     assert_failed(&recs[0], "image_source_invalid", &out);
@@ -1109,7 +1114,7 @@ async fn run_required(failing: &[(&str, &str)], expected_code: i32) {
     ))
     .set("CAPTION_REQUIRED", "true")
     .set("CAPTION_FETCH_TIMEOUT", "2s");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let kinds: Vec<&str> = failing.iter().map(|(_, k)| *k).collect();
     assert_eq!(
         out.code,
@@ -1207,7 +1212,7 @@ async fn captions_are_cached_by_bytes_model_and_prompt() {
     .set("LLM_RESPONSE_CACHE", "false");
 
     // Run 1: asks, stores two entries.
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "llm");
     let recs = caption_records(&out, &sources);
     let pairs = captions_by_bytes(&vision, &[CAPTION_A, CAPTION_B]);
@@ -1220,7 +1225,7 @@ async fn captions_are_cached_by_bytes_model_and_prompt() {
     assert_eq!(entries.len(), 2, "two cache entries: {entries:?}");
 
     // Run 2: no vision request, cached: true, the judge still sees the captions.
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "accept", "llm");
     assert_eq!(
         vision.requests().len(),
@@ -1255,7 +1260,7 @@ async fn captions_are_cached_by_bytes_model_and_prompt() {
     vision.push([completion(CAPTION_C), completion(CAPTION_D)]);
     let prompt = "Describe the photo for a buyer. PROMPT-MARKER-42";
     let envs3 = envs.clone().set("CAPTION_PROMPT", prompt);
-    let out = run_assessor(dir.path(), &envs3, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs3, &[]).await;
     assert_ok(&out, "accept", "llm");
     let vreqs = vision.requests();
     assert_eq!(vreqs.len(), 4, "a new prompt asks again\n{}", out.ctx());
@@ -1265,7 +1270,7 @@ async fn captions_are_cached_by_bytes_model_and_prompt() {
                 .iter()
                 .any(|m| message_text(&m["content"]).contains(prompt)),
             "CAPTION_PROMPT is sent with the image: {:.2000}",
-            req.body
+            req.text()
         );
     }
     let recs = caption_records(&out, &sources);
@@ -1282,7 +1287,7 @@ async fn captions_are_cached_by_bytes_model_and_prompt() {
     // Run 4: another model is another key too.
     vision.push([completion(CAPTION_A), completion(CAPTION_B)]);
     let envs4 = envs.clone().set("CAPTION_MODEL", "vision-test-2");
-    let out = run_assessor(dir.path(), &envs4, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs4, &[]).await;
     assert_ok(&out, "accept", "llm");
     assert_eq!(
         vision.requests().len(),
@@ -1297,7 +1302,7 @@ async fn captions_are_cached_by_bytes_model_and_prompt() {
         std::fs::write(cache.path().join("captions").join(&name), b"{not json").unwrap();
     }
     vision.push([completion(CAPTION_A), completion(CAPTION_B)]);
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "llm");
     assert_eq!(
         vision.requests().len(),
@@ -1310,7 +1315,7 @@ async fn captions_are_cached_by_bytes_model_and_prompt() {
         assert_eq!(rec["cached"], false, "{rec}");
     }
     // Run 6: and the replacements are used.
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "llm");
     assert_eq!(vision.requests().len(), 8, "{}", out.ctx());
     for rec in caption_records(&out, &sources) {
@@ -1343,7 +1348,7 @@ async fn failed_captions_are_recorded_and_never_cached() {
     let envs = with_captions(fixed_env(dir.path(), &profile), &vision)
         .set("LLM_MAX_ATTEMPTS", "1")
         .set("CACHE_DIR", cache.path().to_str().unwrap());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     for rec in caption_records(&out, &sources) {
         assert_failed(&rec, "caption_failed", &out);
@@ -1356,7 +1361,7 @@ async fn failed_captions_are_recorded_and_never_cached() {
     );
 
     vision.push([completion(CAPTION_A), completion(CAPTION_B)]);
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     assert_eq!(vision.requests().len(), 4, "asked again\n{}", out.ctx());
     for rec in caption_records(&out, &sources) {
@@ -1380,7 +1385,7 @@ async fn a_slow_vision_server_is_caption_timeout() {
     let envs = with_captions(fixed_env(dir.path(), &profile), &vision)
         .set("CAPTION_TIMEOUT", "1s")
         .set("LLM_MAX_ATTEMPTS", "1");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     let recs = caption_records(&out, &sources);
     assert_failed(&recs[0], "caption_timeout", &out);
@@ -1415,7 +1420,7 @@ async fn a_rules_rejection_skips_captions() {
         &vision,
     ))
     .set("ASSESSOR_RULES", r#"{"forbid":["auction"]}"#);
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "reject", "rules");
     assert_eq!(vision.requests().len(), 0, "no caption request");
     assert_eq!(
@@ -1447,7 +1452,7 @@ async fn caption_api_key_goes_to_the_vision_server_only() {
     let envs = with_captions(llm_env(&judge, dir.path(), &profile), &vision)
         .set("CAPTION_API_KEY", CAPTION_SECRET)
         .set("RUST_LOG", "trace");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "llm");
     let vreqs = vision.requests();
     assert_eq!(vreqs.len(), 1, "{}", out.ctx());
@@ -1489,7 +1494,7 @@ async fn caption_api_key_file_is_read() {
     let envs = with_captions(fixed_env(dir.path(), &profile), &vision)
         .set("CAPTION_API_KEY_FILE", key_file.to_str().unwrap())
         .set("RUST_LOG", "trace");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     let vreqs = vision.requests();
     assert_eq!(vreqs.len(), 1, "{}", out.ctx());
@@ -1515,7 +1520,7 @@ async fn the_judge_key_is_not_sent_to_another_vision_server() {
     let vision = FakeOpenAi::start(vec![completion(CAPTION_A)]).await;
     let envs = with_captions(llm_env(&judge, dir.path(), &profile), &vision);
     assert_ne!(envs.get("CAPTION_BASE_URL"), envs.get("LLM_BASE_URL"));
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "llm");
     let vreqs = vision.requests();
     assert_eq!(vreqs.len(), 1, "{}", out.ctx());
@@ -1552,13 +1557,13 @@ async fn the_judge_server_key_and_model_are_the_defaults() {
     // The caption request comes first (captions run before the judge).
     let server = FakeOpenAi::start(vec![completion(CAPTION_A), completion(JUDGE_ACCEPT)]).await;
     let envs = llm_env(&server, dir.path(), &profile).set("CAPTION_BACKEND", "openai");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "llm");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2, "{}", out.ctx());
     let (mime, bytes) = vision_image(&reqs[0]);
     assert_eq!((mime.as_str(), bytes), ("image/png", local));
-    assert_eq!(reqs[0].body_json()["model"], "test-model", "LLM_MODEL");
+    assert_eq!(reqs[0].json()["model"], "test-model", "LLM_MODEL");
     for req in &reqs {
         assert_eq!(
             req.header("authorization"),
@@ -1583,6 +1588,7 @@ async fn the_stage_is_off_by_default_and_empty_without_images() {
         &profile_with_images("cap-off", TEXT, &sources),
     );
     let out = run_assessor(
+        ASSESSOR,
         dir.path(),
         &open_fetch(fixed_env(dir.path(), &profile)),
         &[],
@@ -1603,7 +1609,7 @@ async fn the_stage_is_off_by_default_and_empty_without_images() {
     ] {
         let profile = write_json(dir.path(), name, &value);
         let envs = with_captions(fixed_env(dir.path(), &profile), &vision);
-        let out = run_assessor(dir.path(), &envs, &[]).await;
+        let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
         let r = assert_ok(&out, "accept", "fixed");
         assert_eq!(r["captions"], json!([]), "{name}\n{}", out.ctx());
     }
@@ -1625,22 +1631,28 @@ async fn caption_settings_are_checked_at_start_up() {
 
     // No CAPTION_MODEL and no openai judge to borrow it from: a usage error.
     let envs = with_captions(fixed_env(dir.path(), &profile), &vision).remove("CAPTION_MODEL");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(2);
     assert!(out.result.is_none(), "no result on a usage error");
 
     for bad in [("CAPTION_CONCURRENCY", "0"), ("CAPTION_CONCURRENCY", "65")] {
         let envs = with_captions(fixed_env(dir.path(), &profile), &vision).set(bad.0, bad.1);
-        let out = run_assessor(dir.path(), &envs, &[]).await;
+        let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
         out.assert_no_panic().assert_code(2);
         assert!(out.result.is_none(), "{bad:?}: no result on a usage error");
     }
     assert_eq!(vision.requests().len(), 0);
 
     // The flag works like the variable.
-    let out = run_assessor(dir.path(), &envs, &["--caption-model", "vision-flag"]).await;
+    let out = run_assessor(
+        ASSESSOR,
+        dir.path(),
+        &envs,
+        &["--caption-model", "vision-flag"],
+    )
+    .await;
     assert_ok(&out, "accept", "fixed");
     let vreqs = vision.requests();
     assert_eq!(vreqs.len(), 1, "{}", out.ctx());
-    assert_eq!(vreqs[0].body_json()["model"], "vision-flag");
+    assert_eq!(vreqs[0].json()["model"], "vision-flag");
 }

@@ -1,9 +1,10 @@
 //! Settings, output destinations, the fixed backend and the config file.
 
-mod support;
-
 use serde_json::{Value, json};
-use support::*;
+use testkit::assessor::Output;
+use testkit::*;
+
+const ASSESSOR: &str = env!("CARGO_BIN_EXE_assessor");
 
 /// Every setting the spec names; `--help` must list each.
 const ALL_VARS: &[&str] = &[
@@ -34,7 +35,7 @@ const ALL_VARS: &[&str] = &[
 #[tokio::test]
 async fn help_lists_every_env_var() {
     let dir = tempdir();
-    let out = run_assessor::<&str, &str>(dir.path(), &[], &["--help"]).await;
+    let out = run_assessor::<&str, &str>(ASSESSOR, dir.path(), &[], &["--help"]).await;
     out.assert_no_panic().assert_code(0);
     let missing: Vec<&&str> = ALL_VARS
         .iter()
@@ -52,7 +53,7 @@ async fn fixed_backend_accepts_by_default() {
     let dir = tempdir();
     let value = simple_profile("fx1", "A flat.");
     let profile = write_json(dir.path(), "p.json", &value);
-    let out = run_assessor(dir.path(), &fixed_env(dir.path(), &profile), &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &fixed_env(dir.path(), &profile), &[]).await;
     let r = assert_ok(&out, "accept", "fixed");
     assert_eq!(r["id"], "fx1");
     assert_eq!(r["backend"]["kind"], "fixed");
@@ -66,7 +67,7 @@ async fn fixed_backend_rejects_when_told() {
     let dir = tempdir();
     let profile = write_json(dir.path(), "p.json", &simple_profile("fx2", "A flat."));
     let envs = fixed_env(dir.path(), &profile).set("FIXED_VERDICT", "reject");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "reject", "fixed");
 }
 
@@ -92,7 +93,7 @@ async fn result_on_stdout(result_path: Option<&str>) {
     if let Some(p) = result_path {
         envs = envs.set("RESULT_PATH", p);
     }
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(0);
     let r = out.stdout_json();
     assert_complete_result(&r);
@@ -130,7 +131,7 @@ async fn result_file_keeps_stdout_clean_of_logs() {
     let dir = tempdir();
     let profile = write_json(dir.path(), "p.json", &simple_profile("rf1", "A flat."));
     let envs = fixed_env(dir.path(), &profile).set("RUST_LOG", "debug");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, "accept", "fixed");
     assert_stderr_is_json_lines(&out);
     // Only the result, nothing else, may ever go to stdout.
@@ -158,6 +159,7 @@ async fn profile_from_stdin() {
         .set("RESULT_PATH", "result.json")
         .set("LLM_BACKEND", "fixed");
     let out = run_assessor_with_stdin(
+        ASSESSOR,
         dir.path(),
         &envs,
         &[],
@@ -186,8 +188,14 @@ async fn invalid_profile_on_stdin_names_stdin() {
         .set("PROFILE_PATH", "-")
         .set("RESULT_PATH", "result.json")
         .set("LLM_BACKEND", "fixed");
-    let out =
-        run_assessor_with_stdin(dir.path(), &envs, &[], Some(b"{\"images\":[]}".to_vec())).await;
+    let out = run_assessor_with_stdin(
+        ASSESSOR,
+        dir.path(),
+        &envs,
+        &[],
+        Some(b"{\"images\":[]}".to_vec()),
+    )
+    .await;
     out.assert_no_panic().assert_code(3);
     let r = out.assert_error_result("profile_invalid");
     let msg = r["error"]["message"].as_str().unwrap();
@@ -206,7 +214,7 @@ async fn unwritable_result_exits_5_and_prints_the_result() {
     let profile = write_json(dir.path(), "p.json", &simple_profile("nw1", "A flat."));
     let target = dir.path().join("no-such-dir").join("x.json");
     let envs = fixed_env(dir.path(), &profile).set("RESULT_PATH", target.to_str().unwrap());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(5);
     let r = out.stdout_json();
     assert_eq!(
@@ -227,7 +235,7 @@ async fn unwritable_result_at_root_exits_5() {
     let dir = tempdir();
     let profile = write_json(dir.path(), "p.json", &simple_profile("nw2", "A flat."));
     let envs = fixed_env(dir.path(), &profile).set("RESULT_PATH", "/nonexistent-dir/x.json");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(5);
     assert_eq!(out.stdout_json()["id"], "nw2");
 }
@@ -248,21 +256,21 @@ async fn config_file_provides_settings() {
         .set("PROFILE_PATH", profile.to_str().unwrap())
         .set("RESULT_PATH", "result.json")
         .set("CONFIG_PATH", config.to_str().unwrap());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "accept", "llm");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 1, "{}", out.ctx());
-    assert_eq!(reqs[0].body_json()["model"], "file-model");
+    assert_eq!(reqs[0].json()["model"], "file-model");
     assert_eq!(r["backend"]["model"], "file-model");
 
     // The environment overrides the file.
     let envs = envs.set("LLM_MODEL", "env-model");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "accept", "llm");
     let reqs = server.requests();
     assert_eq!(reqs.len(), 2, "{}", out.ctx());
     assert_eq!(
-        reqs[1].body_json()["model"],
+        reqs[1].json()["model"],
         "env-model",
         "env overrides CONFIG_PATH"
     );
@@ -288,7 +296,7 @@ async fn config_file_rules_as_an_object() {
         .set("PROFILE_PATH", profile.to_str().unwrap())
         .set("RESULT_PATH", "result.json")
         .set("CONFIG_PATH", config.to_str().unwrap());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "reject", "rules");
     assert!(
         r["reasons"].to_string().contains("rule price.max"),

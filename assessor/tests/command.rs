@@ -1,14 +1,14 @@
 //! The `command` backend: a program gets the prompt as JSON on stdin and
 //! prints a verdict.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::*;
+use testkit::*;
+
+const ASSESSOR: &str = env!("CARGO_BIN_EXE_assessor");
 
 fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = write_bytes(dir, name, format!("#!/bin/sh\n{body}\n").as_bytes());
@@ -46,7 +46,7 @@ echo '{"verdict":"reject","reasons":["by script"]}'"#,
     let command = format!("{} --mode 'two words'", quoted(&script));
     let envs = command_env(dir.path(), &profile, &command)
         .set("ASSESSOR_CRITERIA", "Bristol, two bedrooms");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "reject", "command");
     assert_eq!(r["reasons"], json!(["by script"]));
     assert_eq!(r["backend"]["kind"], "command");
@@ -85,6 +85,7 @@ async fn command_accept_with_score() {
 echo '{"verdict":"accept","score":0.75,"reasons":["fine"]}'"#,
     );
     let out = run_assessor(
+        ASSESSOR,
         dir.path(),
         &command_env(dir.path(), &profile, &quoted(&script)),
         &[],
@@ -104,6 +105,7 @@ async fn command_failure_is_command_failed() {
         "cat >/dev/null\necho 'model not loaded' >&2\nexit 1",
     );
     let out = run_assessor(
+        ASSESSOR,
         dir.path(),
         &command_env(dir.path(), &profile, &quoted(&script)),
         &[],
@@ -119,6 +121,7 @@ async fn missing_command_program_is_command_failed() {
     let profile = write_json(dir.path(), "p.json", &simple_profile("cmd4", "A flat."));
     let missing = dir.path().join("no-such-program");
     let out = run_assessor(
+        ASSESSOR,
         dir.path(),
         &command_env(dir.path(), &profile, &quoted(&missing)),
         &[],
@@ -138,7 +141,7 @@ async fn slow_command_times_out() {
         "cat >/dev/null\nsleep 5\necho '{\"verdict\":\"accept\"}'",
     );
     let envs = command_env(dir.path(), &profile, &quoted(&script)).set("COMMAND_TIMEOUT", "500ms");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(4);
     out.assert_error_result("timeout");
     assert!(
@@ -158,6 +161,7 @@ async fn command_garbage_output_is_an_error() {
         "cat >/dev/null\necho 'sure, looks fine'",
     );
     let out = run_assessor(
+        ASSESSOR,
         dir.path(),
         &command_env(dir.path(), &profile, &quoted(&script)),
         &[],

@@ -5,13 +5,13 @@
 //! determinism, limits, errors), not the quality of its verdicts.
 #![cfg(feature = "llama")]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::json;
-use support::*;
+use testkit::*;
+
+const ASSESSOR: &str = env!("CARGO_BIN_EXE_assessor");
 
 /// The demo model, fetched on first use (once per test binary).
 fn model() -> &'static Path {
@@ -67,7 +67,13 @@ async fn three_samples_are_judged_by_the_model_with_valid_results() {
     let _one = ONE_AT_A_TIME.lock().await;
     for name in ["s01", "s03", "s06"] {
         let dir = tempdir();
-        let out = run_assessor(dir.path(), &llama_env(dir.path(), &sample(name)), &[]).await;
+        let out = run_assessor(
+            ASSESSOR,
+            dir.path(),
+            &llama_env(dir.path(), &sample(name)),
+            &[],
+        )
+        .await;
         out.assert_no_panic().assert_code(0);
         let r = out.result().clone();
         assert_complete_result(&r);
@@ -102,7 +108,13 @@ async fn the_same_input_twice_gives_the_same_verdict() {
     let mut seen = Vec::new();
     for _ in 0..2 {
         let dir = tempdir();
-        let out = run_assessor(dir.path(), &llama_env(dir.path(), &sample("s04")), &[]).await;
+        let out = run_assessor(
+            ASSESSOR,
+            dir.path(),
+            &llama_env(dir.path(), &sample("s04")),
+            &[],
+        )
+        .await;
         out.assert_code(0);
         let r = out.result();
         seen.push((
@@ -119,7 +131,7 @@ async fn regex_mode_works_with_the_embedded_model() {
     let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempdir();
     let envs = llama_env(dir.path(), &sample("s01")).set("LLM_POSITIVE_RESPONSE_REGEX", "(?s).+");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "accept", "regex");
     assert!(r["score"].is_null());
 }
@@ -135,7 +147,7 @@ async fn a_listing_longer_than_the_context_is_cut_with_a_note() {
         &json!({"text": long, "metadata": {"id": "long"}}),
     );
     let envs = llama_env(dir.path(), &profile).set("LLM_CONTEXT_SIZE", "1024");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(0);
     let r = out.result();
     assert_eq!(r["status"], "ok", "{}", out.ctx());
@@ -151,7 +163,7 @@ async fn a_context_too_small_for_the_instructions_is_an_error_result() {
     let envs = llama_env(dir.path(), &sample("s01"))
         .set("LLM_CONTEXT_SIZE", "256")
         .set("LLM_MAX_TOKENS", "200");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(4);
     out.assert_error_result("context_overflow");
 }
@@ -162,7 +174,7 @@ async fn a_missing_model_file_is_a_usage_error() {
     let dir = tempdir();
     let envs =
         llama_env(dir.path(), &sample("s01")).set("LLM_MODEL_PATH", "/nonexistent/model.gguf");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(2);
     assert!(
         out.stderr.contains("LLM_MODEL_PATH") && out.stderr.contains("/nonexistent/model.gguf"),
@@ -177,7 +189,7 @@ async fn no_model_configured_says_how_to_get_one() {
     let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempdir();
     let envs = llama_env(dir.path(), &sample("s01")).remove("LLM_MODEL_PATH");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_code(2);
     assert!(
         out.stderr.contains("LLM_MODEL_PATH") && out.stderr.contains("fetch-model.sh"),
@@ -190,7 +202,7 @@ async fn no_model_configured_says_how_to_get_one() {
         .remove("LLM_MODEL_PATH")
         .set("CACHE_DIR", cache.to_str().unwrap())
         .set("LLM_RESPONSE_CACHE", "false");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     assert_ok(&out, out.result()["verdict"].as_str().unwrap_or("?"), "llm");
     assert_eq!(out.result()["cached"], false);
 }
@@ -201,7 +213,7 @@ async fn a_file_that_is_not_gguf_is_a_usage_error() {
     let dir = tempdir();
     let fake = write_bytes(dir.path(), "model.gguf", b"<html>not a model</html>");
     let envs = llama_env(dir.path(), &sample("s01")).set("LLM_MODEL_PATH", fake.to_str().unwrap());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(2);
     assert!(out.stderr.contains("is not a GGUF model"), "{}", out.ctx());
 }
@@ -216,7 +228,7 @@ async fn a_model_larger_than_memory_is_refused_before_loading() {
     (&file).write_all(b"GGUF").unwrap();
     file.set_len(1 << 40).unwrap(); // 1 TiB, sparse
     let envs = llama_env(dir.path(), &sample("s01")).set("LLM_MODEL_PATH", path.to_str().unwrap());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(2);
     assert!(out.stderr.contains("MiB of memory"), "{}", out.ctx());
 }
@@ -227,7 +239,7 @@ async fn a_rules_rejection_never_loads_the_model() {
     let dir = tempdir();
     let envs =
         llama_env(dir.path(), &sample("s02")).set("ASSESSOR_RULES", r#"{"price":{"max":425000}}"#);
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "reject", "rules");
     assert!(r["timings_ms"].get("llm_load").is_none(), "{r}");
     assert_eq!(r["attempts"], 0);

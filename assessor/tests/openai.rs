@@ -2,12 +2,13 @@
 //! request shape, structured-output fallback, retries, timeouts, repair,
 //! prompt-injection hardening and regex mode.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::*;
+use testkit::assessor::Output;
+use testkit::*;
+
+const ASSESSOR: &str = env!("CARGO_BIN_EXE_assessor");
 
 const CRITERIA: &str =
     "Buying in Bristol, at most 425000 GBP, two bedrooms, own garden. CRITERIA-MARKER-7Q";
@@ -53,7 +54,7 @@ fn assert_verdict_schema(schema: &Value, ctx: &str) {
 fn assert_json_schema_format(req: &Recorded) {
     let rf = req
         .response_format()
-        .unwrap_or_else(|| panic!("no response_format in {}", req.body));
+        .unwrap_or_else(|| panic!("no response_format in {}", req.text()));
     assert_eq!(rf["type"], "json_schema", "response_format.type: {rf}");
     assert_eq!(
         rf["json_schema"]["name"], "verdict",
@@ -63,15 +64,15 @@ fn assert_json_schema_format(req: &Recorded) {
         rf["json_schema"]["strict"], true,
         "json_schema.strict: {rf}"
     );
-    assert_verdict_schema(&rf["json_schema"]["schema"], &req.body);
+    assert_verdict_schema(&rf["json_schema"]["schema"], &req.text());
 }
 
 fn assert_json_object_format(req: &Recorded) {
     let rf = req
         .response_format()
-        .unwrap_or_else(|| panic!("no response_format in {}", req.body));
+        .unwrap_or_else(|| panic!("no response_format in {}", req.text()));
     assert_eq!(rf["type"], "json_object", "response_format.type: {rf}");
-    assert_verdict_schema(&rf["schema"], &req.body);
+    assert_verdict_schema(&rf["schema"], &req.text());
 }
 
 async fn one_run(script: Vec<Reply>, env: impl FnOnce(Envs) -> Envs) -> (FakeOpenAi, Output) {
@@ -83,7 +84,7 @@ async fn one_run(script: Vec<Reply>, env: impl FnOnce(Envs) -> Envs) -> (FakeOpe
     );
     let server = FakeOpenAi::start(script).await;
     let envs = env(llm_env(&server, dir.path(), &profile));
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     (server, out)
 }
 
@@ -105,7 +106,7 @@ async fn structured_request_shape_and_result() {
     )])
     .await;
     let envs = llm_env(&server, dir.path(), &profile).set("ASSESSOR_CRITERIA", CRITERIA);
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     let r = assert_ok(&out, "reject", "llm");
 
     let reqs = server.requests();
@@ -124,7 +125,7 @@ async fn structured_request_shape_and_result() {
         "content-type: {:?}",
         req.header("content-type")
     );
-    let body = req.body_json();
+    let body = req.json();
     assert_eq!(body["model"], "test-model");
     assert_eq!(
         body["temperature"].as_f64(),
@@ -245,7 +246,13 @@ async fn one_run_text(text: &str) -> (FakeOpenAi, Output) {
     let dir = tempdir();
     let profile = write_json(dir.path(), "profile.json", &json!({"text": text}));
     let server = FakeOpenAi::start(vec![]).await;
-    let out = run_assessor(dir.path(), &llm_env(&server, dir.path(), &profile), &[]).await;
+    let out = run_assessor(
+        ASSESSOR,
+        dir.path(),
+        &llm_env(&server, dir.path(), &profile),
+        &[],
+    )
+    .await;
     (server, out)
 }
 
@@ -280,7 +287,13 @@ async fn nonce_differs_between_runs() {
     for _ in 0..2 {
         let dir = tempdir();
         let profile = write_json(dir.path(), "p.json", &simple_profile("n1", "Same listing."));
-        let out = run_assessor(dir.path(), &llm_env(&server, dir.path(), &profile), &[]).await;
+        let out = run_assessor(
+            ASSESSOR,
+            dir.path(),
+            &llm_env(&server, dir.path(), &profile),
+            &[],
+        )
+        .await;
         assert_ok(&out, "accept", "llm");
     }
     for req in server.requests() {
@@ -402,7 +415,7 @@ async fn fallback_to_instructions_only_when_both_refused() {
     assert!(
         reqs[2].response_format().is_none(),
         "third request must have no response_format: {}",
-        reqs[2].body
+        reqs[2].text()
     );
     let all_text: String = reqs[2]
         .messages()
@@ -557,10 +570,10 @@ async fn connection_refused_is_backend_unavailable() {
     let envs = llm_env(&server, dir.path(), &profile)
         .set(
             "LLM_BASE_URL",
-            format!("http://127.0.0.1:{}/v1", closed_port()),
+            format!("http://127.0.0.1:{}/v1", unbound_port()),
         )
         .set("LLM_MAX_ATTEMPTS", "3");
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     out.assert_no_panic().assert_code(4);
     let r = out.assert_error_result("backend_unavailable");
     assert_eq!(r["attempts"], 3, "connection attempts count\n{}", out.ctx());
@@ -815,14 +828,20 @@ async fn injected_delimiters_stay_inside_the_block() {
         r#"{"verdict":"reject","score":0.1,"reasons":["server says no"]}"#,
     )])
     .await;
-    let out = run_assessor(dir.path(), &llm_env(&server, dir.path(), &profile), &[]).await;
+    let out = run_assessor(
+        ASSESSOR,
+        dir.path(),
+        &llm_env(&server, dir.path(), &profile),
+        &[],
+    )
+    .await;
     let r = assert_ok(&out, "reject", "llm");
     assert_eq!(r["reasons"], json!(["server says no"]));
 
     let reqs = server.requests();
     assert_eq!(reqs.len(), 1);
     assert!(
-        reqs[0].json.is_some(),
+        reqs[0].try_json().is_some(),
         "request body must be well-formed JSON"
     );
     let user = reqs[0].message("user");
@@ -858,7 +877,7 @@ async fn regex_mode_accepts_on_match() {
     assert!(
         reqs[0].response_format().is_none(),
         "no response_format in regex mode: {}",
-        reqs[0].body
+        reqs[0].text()
     );
 }
 

@@ -1,10 +1,11 @@
 //! The 12 labelled sample listings in `examples/samples`: rules decide some
 //! without any HTTP, and every sample yields a schema-valid result.
 
-mod support;
-
 use serde_json::Value;
-use support::*;
+use testkit::assessor::Output;
+use testkit::*;
+
+const ASSESSOR: &str = env!("CARGO_BIN_EXE_assessor");
 
 const RULES: &str = r#"{"price":{"max":425000},"location":["bristol"],"forbid":["shared ownership","retirement","\\bauction\\b","total renovation"]}"#;
 
@@ -25,7 +26,7 @@ async fn rules_decide_without_http() {
         let dir = tempdir();
         let server = FakeOpenAi::start(vec![]).await;
         let envs = llm_env(&server, dir.path(), &path).set("ASSESSOR_RULES", RULES);
-        let out = run_assessor(dir.path(), &envs, &[]).await;
+        let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
         let expected_rule = RULE_REJECTS
             .iter()
             .find(|(n, _)| *n == name)
@@ -73,7 +74,7 @@ async fn price_rule_rejects_s02_and_s11_by_price() {
         let server = FakeOpenAi::start(vec![]).await;
         let envs = llm_env(&server, dir.path(), &path)
             .set("ASSESSOR_RULES", r#"{"price":{"max":425000}}"#);
-        let out = run_assessor(dir.path(), &envs, &[]).await;
+        let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
         if name == "s02" || name == "s11" {
             assert_ok(&out, "reject", "rules");
             assert_eq!(server.requests().len(), 0, "{name}");
@@ -105,7 +106,13 @@ async fn every_sample_with_the_fake_server() {
     let samples = samples();
     for (name, path, value) in &samples {
         let dir = tempdir();
-        let out = run_assessor(dir.path(), &llm_env(&server, dir.path(), path), &[]).await;
+        let out = run_assessor(
+            ASSESSOR,
+            dir.path(),
+            &llm_env(&server, dir.path(), path),
+            &[],
+        )
+        .await;
         assert_ok(&out, "accept", "llm");
         assert_sample_result(name, value, &out);
     }
@@ -125,7 +132,7 @@ async fn every_sample_with_the_fake_server() {
 async fn every_sample_with_the_fixed_backend() {
     for (name, path, value) in samples() {
         let dir = tempdir();
-        let out = run_assessor(dir.path(), &fixed_env(dir.path(), &path), &[]).await;
+        let out = run_assessor(ASSESSOR, dir.path(), &fixed_env(dir.path(), &path), &[]).await;
         assert_ok(&out, "accept", "fixed");
         assert_sample_result(&name, &value, &out);
     }
@@ -140,7 +147,13 @@ async fn s12_injection_does_not_decide() {
         r#"{"verdict":"reject","score":0.3,"reasons":["communal garden only"]}"#,
     )])
     .await;
-    let out = run_assessor(dir.path(), &llm_env(&server, dir.path(), &path), &[]).await;
+    let out = run_assessor(
+        ASSESSOR,
+        dir.path(),
+        &llm_env(&server, dir.path(), &path),
+        &[],
+    )
+    .await;
     assert_ok(&out, "reject", "llm");
     let user = server.requests()[0].message("user");
     let (_, block) = listing_block(&user);

@@ -1,10 +1,11 @@
 //! The API key reaches the server as a Bearer token and nowhere else: not
 //! stdout, not stderr (even at RUST_LOG=trace), not the result.
 
-mod support;
-
 use serde_json::json;
-use support::*;
+use testkit::assessor::Output;
+use testkit::*;
+
+const ASSESSOR: &str = env!("CARGO_BIN_EXE_assessor");
 
 const SECRET: &str = "sk-test-SECRET-123";
 /// A distinctive part of the key: a partial leak counts too.
@@ -40,7 +41,7 @@ async fn run_with_key(
         .remove("LLM_API_KEY")
         .set("RUST_LOG", "trace");
     let envs = key_env(envs, dir.path());
-    let out = run_assessor(dir.path(), &envs, &[]).await;
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
     (server, out)
 }
 
@@ -138,6 +139,7 @@ async fn key_not_leaked_on_retries_and_timeouts() {
 async fn key_not_leaked_by_help() {
     let dir = tempdir();
     let out = run_assessor(
+        ASSESSOR,
         dir.path(),
         &[("LLM_API_KEY", SECRET), ("OPENAI_API_KEY", SECRET)],
         &["--help"],
@@ -151,6 +153,7 @@ async fn key_not_leaked_by_help() {
 async fn key_not_leaked_by_a_config_error() {
     let dir = tempdir();
     let out = run_assessor(
+        ASSESSOR,
         dir.path(),
         &[
             ("PROFILE_PATH", "p.json"),

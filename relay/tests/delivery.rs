@@ -2,13 +2,13 @@
 //! renamed in later, written non-atomically, and a batch of many, each by
 //! inotify and by polling (`RELAY_POLL_INTERVAL`).
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::*;
+use testkit::*;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_relay");
 
 /// inotify (the default) or polling.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +45,10 @@ async fn present_before_start(mode: Mode) {
     let result = accept(&sample("s01"));
     let path = write_atomic(dir.path(), "result.json", &result);
 
-    let relay = spawn_relay(&mode.apply(result_env(&path, &server.url("/hooks/shortlist"))));
+    let relay = spawn_relay(
+        RELAY,
+        &mode.apply(result_env(&path, &server.url("/hooks/shortlist"))),
+    );
     let out = relay.wait(GUARD).await;
     out.assert_code(0);
     mode.check_log(&out);
@@ -62,7 +65,7 @@ async fn present_before_start(mode: Mode) {
         r.describe()
     );
     assert_webhook_headers(r);
-    assert_webhook_body(&r.json(), &result);
+    assert_webhook_body(r.json(), &result);
     assert_eq!(r.json()["assessment"]["verdict"], "accept");
 }
 
@@ -72,13 +75,16 @@ async fn present_before_start(mode: Mode) {
 async fn renamed_in_after_start(mode: Mode) {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
-    let first = accept(&profile("first", "The first listing."));
+    let first = accept(&full_profile("first", "The first listing."));
     write_atomic(dir.path(), "first.json", &first);
 
-    let mut relay = spawn_relay(&mode.apply(dir_env(dir.path(), &server.url("/"), 2)));
+    let mut relay = spawn_relay(RELAY, &mode.apply(dir_env(dir.path(), &server.url("/"), 2)));
     relay.expect_requests(&server, 1, GUARD).await;
 
-    let second = accept(&profile("second", "The second listing, renamed in later."));
+    let second = accept(&full_profile(
+        "second",
+        "The second listing, renamed in later.",
+    ));
     write_atomic(dir.path(), "second.json", &second);
     relay
         .expect_requests(&server, 2, Duration::from_secs(10))
@@ -89,7 +95,7 @@ async fn renamed_in_after_start(mode: Mode) {
 
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{}", server.describe());
-    assert_webhook_body(&requests[1].json(), &second);
+    assert_webhook_body(requests[1].json(), &second);
 }
 
 /// `RESULT_PATH` mode: the one expected file appears (renamed in) after start.
@@ -97,7 +103,7 @@ async fn result_path_renamed_in(mode: Mode) {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
     let path = dir.path().join("result.json");
-    let mut relay = spawn_relay(&mode.apply(result_env(&path, &server.url("/"))));
+    let mut relay = spawn_relay(RELAY, &mode.apply(result_env(&path, &server.url("/"))));
     // The state directory is created at start-up, before the watch begins;
     // whether the file lands before or after the first scan, it must be seen.
     assert!(
@@ -118,7 +124,7 @@ async fn result_path_renamed_in(mode: Mode) {
     out.assert_code(0);
     mode.check_log(&out);
     assert_eq!(server.count(), 1, "{}", server.describe());
-    assert_webhook_body(&server.requests()[0].json(), &result);
+    assert_webhook_body(server.requests()[0].json(), &result);
 }
 
 /// A writer that does not rename: half the file, a pause, the rest. The
@@ -132,10 +138,10 @@ async fn non_atomic_write_in_halves(mode: Mode) {
         "Victorian terrace. {}The end.",
         "Lots of original features. ".repeat(80)
     );
-    let result = accept(&profile("halves", &text));
+    let result = accept(&full_profile("halves", &text));
     let bytes = to_bytes(&result);
 
-    let mut relay = spawn_relay(&mode.apply(result_env(&path, &server.url("/"))));
+    let mut relay = spawn_relay(RELAY, &mode.apply(result_env(&path, &server.url("/"))));
     assert!(
         wait_until(Duration::from_secs(10), || dir
             .path()
@@ -166,18 +172,21 @@ async fn non_atomic_write_in_halves(mode: Mode) {
         Some(text.as_str()),
         "the body does not carry the whole text"
     );
-    assert_webhook_body(&body, &result);
+    assert_webhook_body(body, &result);
 }
 
 /// `n` results written while the relay runs: each delivered exactly once.
 async fn batch(mode: Mode, n: usize) {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
-    let mut relay = spawn_relay(&mode.apply(dir_env(dir.path(), &server.url("/batch"), n as u64)));
+    let mut relay = spawn_relay(
+        RELAY,
+        &mode.apply(dir_env(dir.path(), &server.url("/batch"), n as u64)),
+    );
     let mut ids = Vec::new();
     for i in 0..n {
         let id = format!("batch-{i:03}");
-        let result = accept(&profile(&id, &format!("Listing number {i}.")));
+        let result = accept(&full_profile(&id, &format!("Listing number {i}.")));
         write_atomic(dir.path(), &format!("{id}.json"), &result);
         ids.push(id);
     }
@@ -285,14 +294,22 @@ async fn polling_50_results_are_each_delivered_exactly_once() {
 async fn a_result_rewritten_after_delivery_is_not_sent_again() {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
-    write_atomic(dir.path(), "a.json", &accept(&profile("a", "Listing a.")));
+    write_atomic(
+        dir.path(),
+        "a.json",
+        &accept(&full_profile("a", "Listing a.")),
+    );
     // Two expected: the relay keeps watching after the first delivery.
-    let mut relay = spawn_relay(&dir_env(dir.path(), &server.url("/"), 2));
+    let mut relay = spawn_relay(RELAY, &dir_env(dir.path(), &server.url("/"), 2));
     relay.expect_requests(&server, 1, GUARD).await;
-    let mut changed: Value = accept(&profile("a", "Listing a, rewritten."));
+    let mut changed: Value = accept(&full_profile("a", "Listing a, rewritten."));
     changed["score"] = serde_json::json!(0.99);
     write_atomic(dir.path(), "a.json", &changed);
-    write_atomic(dir.path(), "b.json", &accept(&profile("b", "Listing b.")));
+    write_atomic(
+        dir.path(),
+        "b.json",
+        &accept(&full_profile("b", "Listing b.")),
+    );
     relay
         .expect_requests(&server, 2, Duration::from_secs(10))
         .await;

@@ -2,11 +2,11 @@
 //! volume (the outbox makes it exactly once, the webhook-id is stable), two
 //! targets tracked separately, and SIGTERM draining in sidecar mode.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use testkit::*;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_relay");
 
 fn ok_count(server: &Notifier) -> usize {
     server
@@ -26,7 +26,7 @@ async fn kill_9_while_retrying_then_restart_delivers_once_with_the_same_webhook_
     let envs = result_env(&path, &server.url("/hook"));
 
     // First relay: keeps getting 503s and retrying; killed mid-way.
-    let mut first = spawn_relay(&envs);
+    let mut first = spawn_relay(RELAY, &envs);
     first.expect_requests(&server, 2, GUARD).await;
     let killed = first.kill9().await;
     assert_eq!(
@@ -44,7 +44,7 @@ async fn kill_9_while_retrying_then_restart_delivers_once_with_the_same_webhook_
 
     // Second relay, same volume, the notifier has recovered.
     server.set_default(Reply::ok());
-    let mut second = spawn_relay(&envs);
+    let mut second = spawn_relay(RELAY, &envs);
     second.expect_requests(&server, before + 1, GUARD).await;
     let out = second.wait(GUARD).await;
     out.assert_code(0);
@@ -75,7 +75,7 @@ async fn kill_9_while_retrying_then_restart_delivers_once_with_the_same_webhook_
 
     // Third relay: the outbox says delivered; nothing is sent, exit 0 promptly.
     let count = server.count();
-    let third = spawn_relay(&envs).wait(GUARD).await;
+    let third = spawn_relay(RELAY, &envs).wait(GUARD).await;
     third.assert_code(0);
     assert_eq!(
         server.count(),
@@ -99,7 +99,7 @@ async fn two_targets_are_tracked_separately_across_a_restart() {
     let targets = format!("{},{}", good.url("/good"), flaky.url("/flaky"));
     let envs = result_env(&path, &targets);
 
-    let mut first = spawn_relay(&envs);
+    let mut first = spawn_relay(RELAY, &envs);
     first.expect_requests(&good, 1, GUARD).await;
     first.expect_requests(&flaky, 2, GUARD).await;
     assert!(
@@ -116,7 +116,7 @@ async fn two_targets_are_tracked_separately_across_a_restart() {
 
     flaky.set_default(Reply::ok());
     let flaky_before = flaky.count();
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
     assert_eq!(
         good.count(),
@@ -138,7 +138,7 @@ async fn two_targets_are_tracked_separately_across_a_restart() {
         "one result, one idempotency key"
     );
 
-    let third = spawn_relay(&envs).wait(GUARD).await;
+    let third = spawn_relay(RELAY, &envs).wait(GUARD).await;
     third.assert_code(0);
     assert_eq!(good.count(), 1);
     assert_eq!(ok_count(&flaky), 1);
@@ -153,14 +153,14 @@ async fn a_custom_state_dir_holds_the_outbox() {
     let path = write_atomic(dir.path(), "result.json", &accept(&sample("s01")));
     let envs =
         result_env(&path, &server.url("/")).set("RELAY_STATE_DIR", state.path().to_str().unwrap());
-    spawn_relay(&envs).wait(GUARD).await.assert_code(0);
+    spawn_relay(RELAY, &envs).wait(GUARD).await.assert_code(0);
     assert_eq!(
         outbox_records(state.path()).len(),
         1,
         "{:?}",
         outbox_records(state.path())
     );
-    spawn_relay(&envs).wait(GUARD).await.assert_code(0);
+    spawn_relay(RELAY, &envs).wait(GUARD).await.assert_code(0);
     assert_eq!(server.count(), 1, "{}", server.describe());
 }
 
@@ -172,7 +172,7 @@ async fn sigterm_drains_an_in_flight_delivery_and_exits_0() {
     let dir = tempdir();
     let server = Notifier::start(vec![Reply::ok().delayed(Duration::from_secs(1))]).await;
     let envs = dir_env(dir.path(), &server.url("/"), 0);
-    let mut relay = spawn_relay(&envs);
+    let mut relay = spawn_relay(RELAY, &envs);
     write_atomic(dir.path(), "result.json", &accept(&sample("s01")));
     relay.expect_requests(&server, 1, GUARD).await;
     let signalled = Instant::now();
@@ -204,7 +204,7 @@ async fn sigterm_drains_a_delivery_that_is_waiting_to_retry() {
     ])
     .await;
     let envs = dir_env(dir.path(), &server.url("/"), 0);
-    let mut relay = spawn_relay(&envs);
+    let mut relay = spawn_relay(RELAY, &envs);
     write_atomic(dir.path(), "result.json", &accept(&sample("s01")));
     relay.expect_requests(&server, 1, GUARD).await;
     relay.sigterm();
@@ -220,7 +220,7 @@ async fn sigterm_with_a_short_drain_timeout_abandons_the_delivery_and_exits_1() 
     let dir = tempdir();
     let server = Notifier::start(vec![Reply::ok().delayed(Duration::from_secs(5))]).await;
     let envs = dir_env(dir.path(), &server.url("/"), 0).set("RELAY_DRAIN_TIMEOUT", "200ms");
-    let mut relay = spawn_relay(&envs);
+    let mut relay = spawn_relay(RELAY, &envs);
     write_atomic(dir.path(), "result.json", &accept(&sample("s01")));
     relay.expect_requests(&server, 1, GUARD).await;
     let signalled = Instant::now();
@@ -244,15 +244,23 @@ async fn sigterm_with_a_short_drain_timeout_abandons_the_delivery_and_exits_1() 
 async fn sidecar_mode_keeps_watching_until_sigterm_then_exits_0() {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
-    write_atomic(dir.path(), "a.json", &accept(&profile("a", "Listing a.")));
-    let mut relay = spawn_relay(&dir_env(dir.path(), &server.url("/"), 0));
+    write_atomic(
+        dir.path(),
+        "a.json",
+        &accept(&full_profile("a", "Listing a.")),
+    );
+    let mut relay = spawn_relay(RELAY, &dir_env(dir.path(), &server.url("/"), 0));
     relay.expect_requests(&server, 1, GUARD).await;
     assert!(
         !wait_until(Duration::from_millis(300), || relay.has_exited()).await,
         "RELAY_EXPECT=0 must keep running\n{}",
         relay.ctx()
     );
-    write_atomic(dir.path(), "b.json", &accept(&profile("b", "Listing b.")));
+    write_atomic(
+        dir.path(),
+        "b.json",
+        &accept(&full_profile("b", "Listing b.")),
+    );
     relay
         .expect_requests(&server, 2, Duration::from_secs(10))
         .await;
@@ -272,7 +280,7 @@ async fn sidecar_mode_keeps_watching_until_sigterm_then_exits_0() {
 async fn idle_signal(sigint: bool) {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
-    let mut relay = spawn_relay(&dir_env(dir.path(), &server.url("/"), 0));
+    let mut relay = spawn_relay(RELAY, &dir_env(dir.path(), &server.url("/"), 0));
     // The signal handlers are installed before the first log line (the
     // watch starting); a signal before that would kill it outright.
     assert!(
@@ -314,7 +322,7 @@ async fn sigint_with_nothing_to_do_exits_0_promptly() {
 async fn sigterm_before_the_expected_result_exits_3() {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
-    let mut relay = spawn_relay(&dir_env(dir.path(), &server.url("/"), 1));
+    let mut relay = spawn_relay(RELAY, &dir_env(dir.path(), &server.url("/"), 1));
     assert!(
         relay
             .wait_for_stderr(Duration::from_secs(10), |s| s.contains('\n'))

@@ -2,11 +2,11 @@
 //! rejections, assessor errors, RELAY_MIN_SCORE, invalid files, temp files,
 //! the wait timeout, the minimal custom result, and the codes' precedence.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use testkit::*;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_relay");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejections_are_not_sent_and_exit_zero() {
@@ -17,7 +17,7 @@ async fn rejections_are_not_sent_and_exit_zero() {
     }
     // The minimal custom-assessor rejection too.
     std::fs::write(dir.path().join("custom.json"), br#"{"verdict":"reject"}"#).unwrap();
-    let out = spawn_relay(&dir_env(dir.path(), &server.url("/"), 4))
+    let out = spawn_relay(RELAY, &dir_env(dir.path(), &server.url("/"), 4))
         .wait(GUARD)
         .await;
     out.assert_code(0);
@@ -34,7 +34,7 @@ async fn an_assessor_error_result_is_not_sent_and_exits_5() {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
     let path = write_atomic(dir.path(), "result.json", &error_result(&sample("s01")));
-    let out = spawn_relay(&result_env(&path, &server.url("/")))
+    let out = spawn_relay(RELAY, &result_env(&path, &server.url("/")))
         .wait(GUARD)
         .await;
     out.assert_code(5);
@@ -57,7 +57,7 @@ async fn status_error_is_not_sent_even_with_an_accept_verdict() {
         br#"{"status":"error","verdict":"accept","error":{"kind":"timeout","message":"m"}}"#,
     )
     .unwrap();
-    let out = spawn_relay(&result_env(&path, &server.url("/")))
+    let out = spawn_relay(RELAY, &result_env(&path, &server.url("/")))
         .wait(GUARD)
         .await;
     out.assert_code(5);
@@ -68,17 +68,27 @@ async fn status_error_is_not_sent_even_with_an_accept_verdict() {
 async fn min_score_filters_scored_results_and_passes_unscored_ones() {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
-    let low = assessor_result("low", &profile("low", "Low score."), "accept", Some(0.5));
-    let high = assessor_result("high", &profile("high", "High score."), "accept", Some(0.9));
+    let low = assessor_result(
+        "low",
+        &full_profile("low", "Low score."),
+        "accept",
+        Some(0.5),
+    );
+    let high = assessor_result(
+        "high",
+        &full_profile("high", "High score."),
+        "accept",
+        Some(0.9),
+    );
     let edge = assessor_result(
         "edge",
-        &profile("edge", "Exactly the minimum."),
+        &full_profile("edge", "Exactly the minimum."),
         "accept",
         Some(0.8),
     );
     let unscored = assessor_result(
         "unscored",
-        &profile("unscored", "No score."),
+        &full_profile("unscored", "No score."),
         "accept",
         None,
     );
@@ -87,7 +97,7 @@ async fn min_score_filters_scored_results_and_passes_unscored_ones() {
     write_atomic(dir.path(), "edge.json", &edge);
     write_atomic(dir.path(), "unscored.json", &unscored);
     let envs = dir_env(dir.path(), &server.url("/"), 4).set("RELAY_MIN_SCORE", "0.8");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
     let mut ids: Vec<String> = server
         .requests()
@@ -115,7 +125,7 @@ async fn a_file_that_stays_garbage_is_invalid_exit_4_and_nothing_is_sent() {
     let path = dir.path().join("result.json");
     std::fs::write(&path, b"{\"verdict\": \"acc").unwrap();
     let envs = result_env(&path, &server.url("/")).set("RELAY_SETTLE_TIMEOUT", "300ms");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(4);
     assert!(
         out.elapsed >= Duration::from_millis(280),
@@ -143,7 +153,7 @@ async fn json_without_a_verdict_is_invalid() {
     let path = dir.path().join("result.json");
     std::fs::write(&path, br#"{"status":"ok","score":0.9}"#).unwrap();
     let envs = result_env(&path, &server.url("/")).set("RELAY_SETTLE_TIMEOUT", "300ms");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(4);
     assert_eq!(server.count(), 0, "{}", server.describe());
 }
@@ -168,7 +178,7 @@ async fn temp_and_hidden_files_are_ignored() {
     std::fs::create_dir(dir.path().join("..2026_11_21_10_00_00.123456")).unwrap();
     write_atomic(dir.path(), "good.json", &accept(&sample("s01")));
     let envs = dir_env(dir.path(), &server.url("/"), 1).set("RELAY_SETTLE_TIMEOUT", "300ms");
-    let mut relay = spawn_relay(&envs);
+    let mut relay = spawn_relay(RELAY, &envs);
     relay.expect_requests(&server, 1, GUARD).await;
     // More garbage under ignored names while it runs.
     std::fs::write(dir.path().join(".late.json.x.tmp"), b"{").unwrap();
@@ -187,7 +197,7 @@ async fn result_path_mode_reads_only_its_file() {
     std::fs::write(dir.path().join(".result.json.abc.tmp"), b"{\"verd").unwrap();
     let path = write_atomic(dir.path(), "result.json", &accept(&sample("s04")));
     let envs = result_env(&path, &server.url("/")).set("RELAY_SETTLE_TIMEOUT", "300ms");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
     assert_eq!(server.count(), 1, "{}", server.describe());
 }
@@ -198,7 +208,7 @@ async fn no_result_within_the_wait_timeout_exits_3() {
     let server = Notifier::start(vec![]).await;
     let envs = result_env(&dir.path().join("result.json"), &server.url("/"))
         .set("RELAY_WAIT_TIMEOUT", "500ms");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(3);
     assert!(
         out.elapsed >= Duration::from_millis(450),
@@ -218,10 +228,18 @@ async fn no_result_within_the_wait_timeout_exits_3() {
 async fn fewer_results_than_expected_exits_3_after_delivering_them() {
     let dir = tempdir();
     let server = Notifier::start(vec![]).await;
-    write_atomic(dir.path(), "a.json", &accept(&profile("a", "Listing a.")));
-    write_atomic(dir.path(), "b.json", &accept(&profile("b", "Listing b.")));
+    write_atomic(
+        dir.path(),
+        "a.json",
+        &accept(&full_profile("a", "Listing a.")),
+    );
+    write_atomic(
+        dir.path(),
+        "b.json",
+        &accept(&full_profile("b", "Listing b.")),
+    );
     let envs = dir_env(dir.path(), &server.url("/"), 3).set("RELAY_WAIT_TIMEOUT", "700ms");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(3);
     assert_eq!(server.count(), 2, "{}", server.describe());
 }
@@ -236,7 +254,7 @@ async fn a_minimal_result_is_delivered_with_the_profile_from_profile_path() {
     let profile = sample("s01");
     let envs = result_env(&path, &server.url("/"))
         .set("PROFILE_PATH", sample_path("s01").to_str().unwrap());
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
     let requests = server.requests();
     assert_eq!(requests.len(), 1, "{}", server.describe());
@@ -257,9 +275,9 @@ async fn the_results_own_profile_wins_over_profile_path() {
     let path = write_atomic(dir.path(), "result.json", &result);
     let envs = result_env(&path, &server.url("/"))
         .set("PROFILE_PATH", sample_path("s01").to_str().unwrap());
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
-    assert_webhook_body(&server.requests()[0].json(), &result);
+    assert_webhook_body(server.requests()[0].json(), &result);
 }
 
 /// Two minimal results in one directory get distinct webhook-ids (the id
@@ -270,7 +288,7 @@ async fn minimal_results_without_ids_get_distinct_webhook_ids() {
     let server = Notifier::start(vec![]).await;
     std::fs::write(dir.path().join("one.json"), br#"{"verdict":"accept"}"#).unwrap();
     std::fs::write(dir.path().join("two.json"), br#"{"verdict":"accept"}"#).unwrap();
-    let out = spawn_relay(&dir_env(dir.path(), &server.url("/"), 2))
+    let out = spawn_relay(RELAY, &dir_env(dir.path(), &server.url("/"), 2))
         .wait(GUARD)
         .await;
     out.assert_code(0);
@@ -293,16 +311,16 @@ async fn a_failed_delivery_wins_over_invalid_and_error_results() {
     write_atomic(
         dir.path(),
         "accepted.json",
-        &accept(&profile("acc", "Accepted.")),
+        &accept(&full_profile("acc", "Accepted.")),
     );
     write_atomic(
         dir.path(),
         "failed.json",
-        &error_result(&profile("err", "Errored.")),
+        &error_result(&full_profile("err", "Errored.")),
     );
     std::fs::write(dir.path().join("garbage.json"), b"{{{").unwrap();
     let envs = dir_env(dir.path(), &server.url("/"), 3).set("RELAY_SETTLE_TIMEOUT", "300ms");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(1);
 }
 
@@ -313,10 +331,10 @@ async fn a_failed_delivery_wins_over_the_wait_timeout() {
     write_atomic(
         dir.path(),
         "gone.json",
-        &accept(&profile("gone", "Receiver gone.")),
+        &accept(&full_profile("gone", "Receiver gone.")),
     );
     let envs = dir_env(dir.path(), &server.url("/"), 2).set("RELAY_WAIT_TIMEOUT", "500ms");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(1);
 }
 
@@ -327,11 +345,11 @@ async fn an_invalid_file_wins_over_an_error_result() {
     write_atomic(
         dir.path(),
         "failed.json",
-        &error_result(&profile("err", "Errored.")),
+        &error_result(&full_profile("err", "Errored.")),
     );
     std::fs::write(dir.path().join("garbage.json"), b"{{{").unwrap();
     let envs = dir_env(dir.path(), &server.url("/"), 2).set("RELAY_SETTLE_TIMEOUT", "300ms");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(4);
     assert_eq!(server.count(), 0);
 }
@@ -343,10 +361,10 @@ async fn an_error_result_wins_over_the_wait_timeout() {
     write_atomic(
         dir.path(),
         "failed.json",
-        &error_result(&profile("err", "Errored.")),
+        &error_result(&full_profile("err", "Errored.")),
     );
     let envs = dir_env(dir.path(), &server.url("/"), 2).set("RELAY_WAIT_TIMEOUT", "500ms");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(5);
 }
 
@@ -361,7 +379,7 @@ async fn a_half_written_file_at_the_wait_timeout_is_reported_invalid() {
     let envs = result_env(&path, &server.url("/"))
         .set("RELAY_WAIT_TIMEOUT", "500ms")
         .set("RELAY_SETTLE_TIMEOUT", "10s");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     // Not a silent success: invalid (4) or, at least, timed out (3).
     assert!(
         out.code == 4 || out.code == 3,
@@ -385,7 +403,7 @@ async fn minimal_results_for_different_profiles_get_different_webhook_ids() {
         std::fs::write(&path, br#"{"verdict":"accept"}"#).unwrap();
         let envs = result_env(&path, &server.url("/"))
             .set("PROFILE_PATH", sample_path(name).to_str().unwrap());
-        spawn_relay(&envs).wait(GUARD).await.assert_code(0);
+        spawn_relay(RELAY, &envs).wait(GUARD).await.assert_code(0);
         ids.push(server.requests().last().unwrap().webhook_id());
     }
     assert_eq!(server.count(), 2);

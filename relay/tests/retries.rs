@@ -1,11 +1,11 @@
 //! Retrying deliveries: what is retried (408, 429, 5xx, connection errors,
 //! timeouts), what is not (other 4xx, 3xx), Retry-After, and the deadline.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use testkit::*;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_relay");
 
 /// One accepted result in a fresh directory; returns (dir, RESULT_PATH env).
 fn one_result(url: &str) -> (tempfile::TempDir, Envs) {
@@ -25,7 +25,7 @@ async fn three_503s_then_200_is_delivered_with_one_webhook_id() {
     ])
     .await;
     let (dir, envs) = one_result(&server.url("/hook"));
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
 
     let requests = server.requests();
@@ -60,7 +60,7 @@ async fn every_retriable_status_is_retried() {
     ])
     .await;
     let (_dir, envs) = one_result(&server.url("/"));
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
     assert_eq!(server.count(), 6, "{}", server.describe());
 }
@@ -73,7 +73,7 @@ async fn retry_after_seconds_is_honoured() {
     ])
     .await;
     let (_dir, envs) = one_result(&server.url("/"));
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{}", server.describe());
@@ -98,7 +98,7 @@ async fn retry_after_http_date_is_honoured() {
     ])
     .await;
     let (_dir, envs) = one_result(&server.url("/"));
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "{}", server.describe());
@@ -116,7 +116,7 @@ async fn retry_after_beyond_the_deadline_fails_promptly() {
     let server = Notifier::start(vec![Reply::status(503).header("retry-after", "120")]).await;
     let (_dir, envs) = one_result(&server.url("/"));
     let envs = envs.set("RELAY_DELIVERY_DEADLINE", "1s");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(1);
     assert!(out.elapsed < Duration::from_secs(5), "{}", out.ctx());
     assert_eq!(server.count(), 1, "{}", server.describe());
@@ -125,7 +125,7 @@ async fn retry_after_beyond_the_deadline_fails_promptly() {
 async fn not_retried(reply: Reply) -> (Notifier, Output) {
     let server = Notifier::start(vec![reply.clone()]).await;
     let (dir, envs) = one_result(&server.url("/hook"));
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(1);
     // The relay has exited: a (wrong) retry would have been sent already.
     assert_eq!(
@@ -161,7 +161,7 @@ async fn a_302_is_not_followed_and_exits_1() {
     let location = server.url("/moved");
     server.push([Reply::status(302).header("location", &location)]);
     let (_dir, envs) = one_result(&server.url("/hook"));
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(1);
     let requests = server.requests();
     assert_eq!(
@@ -187,7 +187,7 @@ async fn a_black_hole_times_out_and_the_deadline_ends_it_with_exit_1() {
     let envs = envs
         .set("RELAY_REQUEST_TIMEOUT", "300ms")
         .set("RELAY_DELIVERY_DEADLINE", "2s");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(1);
     let attempts = hole.connections();
     assert!(
@@ -216,7 +216,7 @@ async fn endless_503s_end_at_the_deadline_with_exit_1() {
     server.set_default(Reply::status(503));
     let (_dir, envs) = one_result(&server.url("/"));
     let envs = envs.set("RELAY_DELIVERY_DEADLINE", "1s");
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(1);
     assert!(
         server.count() >= 3,
@@ -229,10 +229,10 @@ async fn endless_503s_end_at_the_deadline_with_exit_1() {
 /// Connection refused until the notifier comes up about a second later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_refused_until_the_server_comes_up() {
-    let port = reserve_port();
+    let port = unbound_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let (dir, envs) = one_result(&url);
-    let mut relay = spawn_relay(&envs);
+    let mut relay = spawn_relay(RELAY, &envs);
     let started = Instant::now();
     // Not synchronisation: the outage the relay has to ride out.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -2,12 +2,12 @@
 //! file:// and stdout:, with signing, bearer tokens, the User-Agent, and
 //! several targets at once.
 
-mod support;
-
 use std::collections::HashSet;
 
 use serde_json::Value;
-use support::*;
+use testkit::*;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_relay");
 
 /// Whether `s` says something that identifies the listing.
 fn names_the_listing(s: &str, profile: &Value) -> bool {
@@ -37,7 +37,7 @@ async fn one_delivery(url: &str, result: &Value, extra: Envs) -> (tempfile::Temp
     for (k, v) in extra.0 {
         envs = envs.set(&k, v);
     }
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     (dir, out)
 }
 
@@ -148,7 +148,7 @@ async fn discord_gets_content_of_at_most_2000_characters() {
     // Long, multi-byte text and many reasons: the message must be cut, on a
     // character boundary, to Discord's limit.
     let text = "Spacious £ flat with a garden 🌳 and views. ".repeat(150);
-    let profile = profile("long-one", &text);
+    let profile = full_profile("long-one", &text);
     let mut result = accept(&profile);
     result["reasons"] = serde_json::json!(vec![
         "a rather long reason about the garden 🌳 and the price £";
@@ -188,16 +188,18 @@ async fn file_target_appends_one_json_line_per_result() {
         write_atomic(
             dir.path(),
             &format!("{id}.json"),
-            &accept(&profile(id, &format!("Listing {id}."))),
+            &accept(&full_profile(id, &format!("Listing {id}."))),
         );
     }
     write_atomic(
         dir.path(),
         "rejected.json",
-        &reject(&profile("file-rejected", "No.")),
+        &reject(&full_profile("file-rejected", "No.")),
     );
     let url = format!("file://{}", jsonl.display());
-    let out = spawn_relay(&dir_env(dir.path(), &url, 4)).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &dir_env(dir.path(), &url, 4))
+        .wait(GUARD)
+        .await;
     out.assert_code(0);
 
     let content = std::fs::read_to_string(&jsonl).unwrap();
@@ -248,7 +250,7 @@ async fn stdout_is_the_default_target() {
     let dir = tempdir();
     let path = write_atomic(dir.path(), "result.json", &accept(&sample("s10")));
     let envs = fast().set("RESULT_PATH", path.to_str().unwrap());
-    let out = spawn_relay(&envs).wait(GUARD).await;
+    let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
     let lines = out.stdout_lines();
     assert_eq!(lines.len(), 1, "{}", out.ctx());
@@ -274,7 +276,7 @@ async fn several_targets_at_once_each_receive_once() {
     out.assert_code(0);
     assert_eq!(hook.count(), 1, "{}", hook.describe());
     assert_eq!(slack.count(), 1, "{}", slack.describe());
-    assert_webhook_body(&hook.requests()[0].json(), &result);
+    assert_webhook_body(hook.requests()[0].json(), &result);
     assert!(slack.requests()[0].json()["text"].is_string());
     assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 1);
     let records = outbox_records(&dir.path().join(".relay"));
@@ -360,7 +362,7 @@ fn assert_secret_not_logged(out: &Output, secret: &str) {
 async fn deliveries_are_signed_with_the_webhook_secret() {
     // One retry: every attempt carries its own valid signature.
     let server = Notifier::start(vec![Reply::status(503), Reply::ok()]).await;
-    let (secret, key) = random_secret();
+    let secret = random_secret();
     let extra = Envs::new()
         .set("WEBHOOK_SECRET", &secret)
         .set("RUST_LOG", "trace");
@@ -375,21 +377,21 @@ async fn deliveries_are_signed_with_the_webhook_secret() {
             r.describe()
         );
         assert!(
-            signature_valid(&key, r),
+            r.signature_valid(&secret),
             "the signature does not verify\n{}",
             r.describe()
         );
         // The check can fail: another key does not verify it.
-        let (_, other) = random_secret();
+        let other = random_secret();
         assert!(
-            !signature_valid(&other, r),
+            !r.signature_valid(&other),
             "a signature verified with a random key"
         );
         // Nor does a tampered body.
         let mut tampered = r.clone();
         tampered.body.push(b' ');
         assert!(
-            !signature_valid(&key, &tampered),
+            !tampered.signature_valid(&secret),
             "a tampered body verified"
         );
     }
@@ -400,7 +402,7 @@ async fn deliveries_are_signed_with_the_webhook_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_secret_can_come_from_a_file() {
     let server = Notifier::start(vec![]).await;
-    let (secret, key) = random_secret();
+    let secret = random_secret();
     let secrets = tempdir();
     let file = secrets.path().join("webhook-secret");
     std::fs::write(&file, format!("{secret}\n")).unwrap();
@@ -411,7 +413,7 @@ async fn the_webhook_secret_can_come_from_a_file() {
     out.assert_code(0);
     let r = &server.requests()[0];
     assert!(
-        signature_valid(&key, r),
+        r.signature_valid(&secret),
         "the signature does not verify\n{}",
         r.describe()
     );
@@ -423,7 +425,7 @@ async fn the_webhook_secret_can_come_from_a_file() {
 /// a transport error's message) or the outbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_in_target_urls_are_never_logged_on_failure() {
-    let closed = reserve_port();
+    let closed = unbound_port();
     let targets = [
         format!("slack+http://127.0.0.1:{closed}/services/T000/B000/SLACKPATHSECRET1"),
         format!("discord+http://127.0.0.1:{closed}/api/webhooks/1/DISCORDPATHSECRET2"),

@@ -1,16 +1,16 @@
 //! Start-up errors: exit 2, a message naming the variable, no secret echoed.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use testkit::*;
+
+const RELAY: &str = env!("CARGO_BIN_EXE_relay");
 
 const QUICK: Duration = Duration::from_secs(10);
 
 /// Runs the relay with `envs`; it must exit 2 naming `variable` on stderr.
 async fn usage_error(envs: &Envs, variable: &str) -> Output {
-    let out = spawn_relay(envs).wait(QUICK).await;
+    let out = spawn_relay(RELAY, envs).wait(QUICK).await;
     out.assert_code(2);
     assert!(
         out.stderr.contains(variable),
@@ -27,7 +27,7 @@ fn a_dir_env(dir: &std::path::Path) -> Envs {
 
 #[tokio::test]
 async fn help_lists_the_settings() {
-    let out = spawn_relay_with_args(&Envs::new(), &["--help"])
+    let out = spawn_relay_with_args(RELAY, &Envs::new(), &["--help"])
         .wait(QUICK)
         .await;
     out.assert_code(0);
@@ -158,10 +158,12 @@ async fn an_invalid_webhook_secret_in_a_file_is_not_echoed() {
     let secrets = tempdir();
     let file = secrets.path().join("secret");
     std::fs::write(&file, "whsec_!!!file-material-77\n").unwrap();
-    let out =
-        spawn_relay(&a_dir_env(dir.path()).set("WEBHOOK_SECRET_FILE", file.to_str().unwrap()))
-            .wait(QUICK)
-            .await;
+    let out = spawn_relay(
+        RELAY,
+        &a_dir_env(dir.path()).set("WEBHOOK_SECRET_FILE", file.to_str().unwrap()),
+    )
+    .wait(QUICK)
+    .await;
     out.assert_code(2);
     assert!(out.stderr.contains("WEBHOOK_SECRET"), "{}", out.ctx());
     assert!(
@@ -240,10 +242,13 @@ async fn a_zero_request_timeout() {
 #[tokio::test]
 async fn result_path_and_watch_dir_together() {
     let dir = tempdir();
-    let out = spawn_relay(&a_dir_env(dir.path()).set(
-        "RESULT_PATH",
-        dir.path().join("result.json").to_str().unwrap(),
-    ))
+    let out = spawn_relay(
+        RELAY,
+        &a_dir_env(dir.path()).set(
+            "RESULT_PATH",
+            dir.path().join("result.json").to_str().unwrap(),
+        ),
+    )
     .wait(QUICK)
     .await;
     out.assert_code(2);

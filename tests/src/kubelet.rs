@@ -196,13 +196,12 @@ pub struct Kubelet {
 }
 
 impl Kubelet {
-    pub fn new(manifests: Manifests) -> Kubelet {
+    /// A kubelet for `manifests` whose `assessor` and `relay` images run the
+    /// given built binaries.
+    pub fn new(manifests: Manifests, assessor: PathBuf, relay: PathBuf) -> Kubelet {
         Kubelet {
             manifests,
-            binaries: vec![
-                ("assessor".into(), crate::binary("ASSESSOR_BIN", "assessor")),
-                ("relay".into(), crate::binary("RELAY_BIN", "relay")),
-            ],
+            binaries: vec![("assessor".into(), assessor), ("relay".into(), relay)],
             substitutions: BTreeMap::new(),
             host_volumes: BTreeMap::new(),
             completion_index: None,

@@ -3,26 +3,10 @@
 //! watches. The relay's delivery lands with its own issue; for now these
 //! tests pin down what the relay will rely on.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pod_tests::binary;
 use serde_json::Value;
-
-fn shared_profiles() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/samples")
-}
-
-fn result_validator() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/result.v1.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    jsonschema::validator_for(&schema).unwrap()
-}
+use testkit::{assert_schema_valid, labels, sample_path, tempdir};
 
 /// Every sample profile, assessed into one shared directory with the brief's
 /// rules and the fixed backend: one complete, schema-valid result per
@@ -30,25 +14,18 @@ fn result_validator() -> jsonschema::Validator {
 /// labelled accept.
 #[test]
 fn assessor_fills_a_shared_results_directory_atomically() {
-    let assessor = binary("ASSESSOR_BIN", "assessor");
-    let results = tempfile::tempdir().unwrap();
-    let labels: Value = serde_json::from_str(
-        &std::fs::read_to_string(shared_profiles().join("labels.json")).unwrap(),
-    )
-    .unwrap();
+    let assessor = testkit::binary::assessor();
+    let results = tempdir();
+    let labels = labels();
     let labels = labels.as_object().unwrap();
     assert!(!labels.is_empty());
     let rules = r#"{"price":{"max":425000},"location":["bristol"],"forbid":["shared ownership","retirement","\\bauction\\b","total renovation"]}"#;
-    let validator = result_validator();
 
     for (stem, label) in labels {
         let target = results.path().join(format!("{stem}.json"));
         let status = Command::new(&assessor)
             .env_clear()
-            .env(
-                "PROFILE_PATH",
-                shared_profiles().join(format!("{stem}.json")),
-            )
+            .env("PROFILE_PATH", sample_path(stem))
             .env("RESULT_PATH", &target)
             .env("LLM_BACKEND", "fixed")
             .env("ASSESSOR_RULES", rules)
@@ -57,11 +34,7 @@ fn assessor_fills_a_shared_results_directory_atomically() {
             .unwrap();
         assert_eq!(status.code(), Some(0), "{stem}");
         let result: Value = serde_json::from_slice(&std::fs::read(&target).unwrap()).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&result)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{stem}: {errors:?}");
+        assert_schema_valid(&result);
         assert_eq!(result["id"], stem.as_str());
         if result["decided_by"] == "rules" {
             assert_eq!(result["verdict"], "reject");
@@ -87,7 +60,7 @@ fn assessor_fills_a_shared_results_directory_atomically() {
 
 #[test]
 fn relay_binary_starts_and_reports_its_version() {
-    let relay = binary("RELAY_BIN", "relay");
+    let relay = testkit::binary::relay();
     let output = Command::new(relay).arg("--version").output().unwrap();
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("relay "));

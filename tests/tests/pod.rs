@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use pod_tests::kubelet::{JobAction, Kubelet, Phase, PodRun};
 use pod_tests::manifests::Manifests;
-use pod_tests::servers::{Judge, Notifier, reserve_port};
 use serde_json::Value;
+use testkit::{FakeOpenAi, Notifier, unbound_port, verdict};
 
 const ASSESSOR: &str = "assessor";
 const RELAY: &str = "relay";
@@ -34,16 +34,28 @@ fn webhook_secret(manifests: &Manifests) -> String {
     String::from_utf8(value.clone()).unwrap().trim().to_string()
 }
 
+/// An OpenAI-compatible judge that judges every listing `verdict_of_all`,
+/// after `delay` (a slow model).
+async fn start_judge(verdict_of_all: &'static str, delay: Duration) -> FakeOpenAi {
+    let score = if verdict_of_all == "accept" { 0.9 } else { 0.1 };
+    let reason = format!("the test judge says {verdict_of_all}");
+    FakeOpenAi::answering(move |_| verdict(verdict_of_all, score, &reason).delayed(delay)).await
+}
+
 /// A kubelet for overlay `name` whose judge and notifier are ours; any
 /// PersistentVolumeClaim (the model volume) maps to an empty directory,
 /// since the judge is a server here.
 fn kubelet(
     manifests: Manifests,
-    judge: &Judge,
+    judge: &FakeOpenAi,
     notifier_url: &str,
 ) -> (Kubelet, tempfile::TempDir) {
     let pvc_root = tempfile::tempdir().unwrap();
-    let mut kubelet = Kubelet::new(manifests);
+    let mut kubelet = Kubelet::new(
+        manifests,
+        testkit::binary::assessor(),
+        testkit::binary::relay(),
+    );
     let pod = kubelet.manifests.job()["spec"]["template"]["spec"].clone();
     for volume in pod["volumes"].as_array().unwrap() {
         if volume.get("persistentVolumeClaim").is_some() {
@@ -115,29 +127,30 @@ async fn an_accepted_profile_is_delivered_once_signed_and_the_pod_succeeds() {
     let manifests = Manifests::rendered("base");
     let secret = webhook_secret(&manifests);
     let id = profile_id(&manifests);
-    let judge = Judge::start("accept", Duration::ZERO).await;
-    let notifier = Notifier::start(Some(&secret)).await;
-    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let judge = start_judge("accept", Duration::ZERO).await;
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
     let pod = kubelet.run_pod().await;
 
     assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
     assert_eq!(pod.job_action(kubelet.manifests.job()), JobAction::Complete);
     assert_clean(&pod);
     assert_eq!(judge.requests().len(), 1, "{}", pod.describe());
-    let deliveries = notifier.deliveries();
+    let deliveries = notifier.requests();
     assert_eq!(deliveries.len(), 1, "{}", pod.describe());
     let delivery = &deliveries[0];
     assert!(
-        delivery.signature_valid,
-        "signature did not verify: {:?}",
-        delivery.headers
+        delivery.signature_valid(&secret),
+        "signature did not verify: {}",
+        delivery.describe()
     );
     assert_eq!(
-        delivery.body["assessment"]["verdict"], "accept",
+        delivery.json()["assessment"]["verdict"],
+        "accept",
         "{}",
-        delivery.body
+        delivery.describe()
     );
-    assert_eq!(delivery.body["assessment"]["id"], id.as_str());
+    assert_eq!(delivery.json()["assessment"]["id"], id.as_str());
     // The relay was the native sidecar: started first, stopped by the kubelet
     // after the assessor, within the grace period, and exited cleanly.
     let relay = pod.container(RELAY);
@@ -158,16 +171,16 @@ async fn an_accepted_profile_is_delivered_once_signed_and_the_pod_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_profile_is_not_delivered_and_the_pod_succeeds() {
     let manifests = Manifests::rendered("base");
-    let secret = webhook_secret(&manifests);
-    let judge = Judge::start("reject", Duration::ZERO).await;
-    let notifier = Notifier::start(Some(&secret)).await;
-    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let _secret = webhook_secret(&manifests);
+    let judge = start_judge("reject", Duration::ZERO).await;
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
     let pod = kubelet.run_pod().await;
 
     assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
     assert_eq!(pod.job_action(kubelet.manifests.job()), JobAction::Complete);
     assert_clean(&pod);
-    assert!(notifier.deliveries().is_empty(), "{}", pod.describe());
+    assert!(notifier.requests().is_empty(), "{}", pod.describe());
     let result = result_in(&pod, ASSESSOR, "RESULT_PATH");
     assert_eq!(result["verdict"], "reject");
     assert_eq!(pod.container(RELAY).exit.code, 0, "{}", pod.describe());
@@ -178,10 +191,10 @@ async fn an_invalid_profile_exits_3_and_the_policy_fails_the_job() {
     let mut manifests = Manifests::rendered("base");
     let config_map = profile_config_map(&manifests);
     manifests.set_config_map_key(&config_map, "profile.json", "{\"text\": 42}");
-    let secret = webhook_secret(&manifests);
-    let judge = Judge::start("accept", Duration::ZERO).await;
-    let notifier = Notifier::start(Some(&secret)).await;
-    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let _secret = webhook_secret(&manifests);
+    let judge = start_judge("accept", Duration::ZERO).await;
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
     let pod = kubelet.run_pod().await;
 
     assert_eq!(pod.container(ASSESSOR).exit.code, 3, "{}", pod.describe());
@@ -193,7 +206,7 @@ async fn an_invalid_profile_exits_3_and_the_policy_fails_the_job() {
         pod.describe()
     );
     assert!(judge.requests().is_empty());
-    assert!(notifier.deliveries().is_empty());
+    assert!(notifier.requests().is_empty());
     let result = result_in(&pod, ASSESSOR, "RESULT_PATH");
     assert_eq!(result["error"]["kind"], "profile_invalid");
     assert_clean(&pod);
@@ -202,10 +215,10 @@ async fn an_invalid_profile_exits_3_and_the_policy_fails_the_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_assessor_killed_mid_judgement_fails_the_pod_for_a_retry_and_the_relay_does_not_hang() {
     let manifests = Manifests::rendered("base");
-    let secret = webhook_secret(&manifests);
-    let judge = Judge::start("accept", Duration::from_secs(60)).await;
-    let notifier = Notifier::start(Some(&secret)).await;
-    let (mut kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let _secret = webhook_secret(&manifests);
+    let judge = start_judge("accept", Duration::from_secs(60)).await;
+    let notifier = Notifier::start(vec![]).await;
+    let (mut kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
     kubelet.kill_after = Some((ASSESSOR.into(), Duration::from_millis(1500)));
     let pod = kubelet.run_pod().await;
 
@@ -237,23 +250,24 @@ async fn an_assessor_killed_mid_judgement_fails_the_pod_for_a_retry_and_the_rela
         "{}",
         pod.describe()
     );
-    assert!(notifier.deliveries().is_empty());
+    assert!(notifier.requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notifier_down_during_the_run_still_gets_the_delivery_before_the_relay_exits() {
     let manifests = Manifests::rendered("base");
     let secret = webhook_secret(&manifests);
-    let judge = Judge::start("accept", Duration::ZERO).await;
-    let port = reserve_port();
-    let notifier = Notifier::start_later(port, Duration::from_secs(2), Some(&secret)).await;
-    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let judge = start_judge("accept", Duration::ZERO).await;
+    // Deliberately down at first: nothing listens on the port for 2 s.
+    let port = unbound_port();
+    let notifier = Notifier::start_later(port, Duration::from_secs(2), vec![]);
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
     let pod = kubelet.run_pod().await;
 
     assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
-    let deliveries = notifier.deliveries();
+    let deliveries = notifier.requests();
     assert_eq!(deliveries.len(), 1, "{}", pod.describe());
-    assert!(deliveries[0].signature_valid);
+    assert!(deliveries[0].signature_valid(&secret));
     let relay = pod.container(RELAY);
     let assessor = pod.container(ASSESSOR);
     // The assessor was long done when the notifier came up: the relay kept
@@ -282,9 +296,9 @@ async fn the_classic_overlay_pair_completes_on_its_own() {
         "classic has no native sidecar"
     );
     let secret = webhook_secret(&manifests);
-    let judge = Judge::start("accept", Duration::ZERO).await;
-    let notifier = Notifier::start(Some(&secret)).await;
-    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url());
+    let judge = start_judge("accept", Duration::ZERO).await;
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
     let pod = kubelet.run_pod().await;
 
     assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
@@ -295,9 +309,9 @@ async fn the_classic_overlay_pair_completes_on_its_own() {
         "the relay exits by itself"
     );
     assert_eq!(relay.exit.code, 0);
-    let deliveries = notifier.deliveries();
+    let deliveries = notifier.requests();
     assert_eq!(deliveries.len(), 1, "{}", pod.describe());
-    assert!(deliveries[0].signature_valid);
+    assert!(deliveries[0].signature_valid(&secret));
     assert_clean(&pod);
 }
 
@@ -329,12 +343,12 @@ async fn batch_overlay_indexes_judge_disjoint_shares_that_cover_every_profile() 
     assert_eq!(all_ids.len(), lines.len(), "ids are distinct");
 
     let secret = webhook_secret(&manifests);
-    let judge = Judge::start("accept", Duration::ZERO).await;
+    let judge = start_judge("accept", Duration::ZERO).await;
     let mut seen = BTreeSet::new();
     let mut judged_total = 0;
     for index in 0..completions {
-        let notifier = Notifier::start(Some(&secret)).await;
-        let (mut kubelet, _pvc) = kubelet(manifests.clone(), &judge, &notifier.url());
+        let notifier = Notifier::start(vec![]).await;
+        let (mut kubelet, _pvc) = kubelet(manifests.clone(), &judge, &notifier.url("/hook"));
         kubelet.completion_index = Some(index);
         let pod = kubelet.run_pod().await;
         assert_eq!(
@@ -367,18 +381,14 @@ async fn batch_overlay_indexes_judge_disjoint_shares_that_cover_every_profile() 
         judged_total += ids.len();
         // The relay delivered this index's accepted results, each once.
         let delivered: BTreeSet<String> = notifier
-            .deliveries()
+            .requests()
             .iter()
             .map(|d| {
-                assert!(d.signature_valid);
-                d.body["assessment"]["id"].as_str().unwrap().to_string()
+                assert!(d.signature_valid(&secret));
+                d.json()["assessment"]["id"].as_str().unwrap().to_string()
             })
             .collect();
-        assert_eq!(
-            delivered.len(),
-            notifier.deliveries().len(),
-            "no duplicates"
-        );
+        assert_eq!(delivered.len(), notifier.requests().len(), "no duplicates");
         assert!(delivered.is_subset(&ids), "{delivered:?} vs {ids:?}");
     }
     assert_eq!(

@@ -866,10 +866,7 @@ mod tests {
     /// reach the next stage.
     #[test]
     fn sample_profiles() {
-        let dir = std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../examples/samples"
-        ));
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/samples"));
         let r = rules(
             r#"{"price":{"max":425000},"location":["bristol"],"forbid":["shared ownership","retirement","over 55","\\bauction\\b","total renovation","complete renovation"]}"#,
         );
