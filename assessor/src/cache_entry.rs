@@ -22,7 +22,7 @@ struct Stored<T> {
 
 /// One cache directory.
 #[derive(Debug, Clone)]
-pub struct EntryStore {
+pub(crate) struct EntryStore {
     dir: PathBuf,
     /// The format version every entry carries (`shortlist.caption/v1`, ...).
     schema: &'static str,
@@ -31,16 +31,16 @@ pub struct EntryStore {
 }
 
 impl EntryStore {
-    pub fn new(dir: PathBuf, schema: &'static str, what: &'static str) -> Self {
+    pub(crate) fn new(dir: PathBuf, schema: &'static str, what: &'static str) -> Self {
         EntryStore { dir, schema, what }
     }
 
-    pub fn path(&self, key: &str) -> PathBuf {
+    pub(crate) fn path(&self, key: &str) -> PathBuf {
         self.dir.join(format!("{key}.json"))
     }
 
     /// The entry under `key`, when there is a readable one of this version.
-    pub async fn load<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+    pub(crate) async fn load<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let path = self.path(key);
         let bytes = tokio::fs::read(&path).await.ok()?;
         match serde_json::from_slice::<Stored<T>>(&bytes) {
@@ -53,7 +53,7 @@ impl EntryStore {
     }
 
     /// Stores `body` under `key`; a failure is logged, never returned.
-    pub async fn store<T: Serialize>(&self, key: &str, body: T) {
+    pub(crate) async fn store<T: Serialize>(&self, key: &str, body: T) {
         let stored = Stored {
             schema: self.schema.to_string(),
             body,
@@ -79,6 +79,6 @@ impl EntryStore {
 }
 
 /// The warning for an entry that exists but cannot be used.
-pub fn warn_unreadable(path: &Path, what: &str) {
+pub(crate) fn warn_unreadable(path: &Path, what: &str) {
     tracing::warn!(path = %path.display(), "ignoring an unreadable {what} cache entry");
 }

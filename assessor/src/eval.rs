@@ -16,15 +16,15 @@ use shortlist_shared::{AssessmentResult, DecidedBy, Status, Verdict};
 
 /// Validated eval settings.
 #[derive(Debug, Clone)]
-pub struct EvalSettings {
-    pub labels: PathBuf,
-    pub results: PathBuf,
-    pub against: Option<PathBuf>,
-    pub report: Option<PathBuf>,
+pub(crate) struct Settings {
+    pub(crate) labels: PathBuf,
+    pub(crate) results: PathBuf,
+    pub(crate) against: Option<PathBuf>,
+    pub(crate) report: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum EvalError {
+pub(crate) enum EvalError {
     #[error("{}: cannot read the labels: {error}", path.display())]
     LabelsUnreadable {
         path: PathBuf,
@@ -43,11 +43,11 @@ pub enum EvalError {
 
 /// Counts with "accept" as the positive class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Confusion {
-    pub true_accept: u64,
-    pub false_accept: u64,
-    pub false_reject: u64,
-    pub true_reject: u64,
+pub(crate) struct Confusion {
+    pub(crate) true_accept: u64,
+    pub(crate) false_accept: u64,
+    pub(crate) false_reject: u64,
+    pub(crate) true_reject: u64,
 }
 
 impl Confusion {
@@ -60,11 +60,11 @@ impl Confusion {
         }
     }
 
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.true_accept + self.false_accept + self.false_reject + self.true_reject
     }
 
-    pub fn metrics(&self) -> Metrics {
+    pub(crate) fn metrics(&self) -> Metrics {
         let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
         let precision = ratio(self.true_accept, self.true_accept + self.false_accept);
         let recall = ratio(self.true_accept, self.true_accept + self.false_reject);
@@ -84,38 +84,38 @@ impl Confusion {
 
 /// Derived figures; `null` when undefined (no positives, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Metrics {
-    pub accuracy: Option<f64>,
-    pub precision: Option<f64>,
-    pub recall: Option<f64>,
-    pub f1: Option<f64>,
+pub(crate) struct Metrics {
+    pub(crate) accuracy: Option<f64>,
+    pub(crate) precision: Option<f64>,
+    pub(crate) recall: Option<f64>,
+    pub(crate) f1: Option<f64>,
 }
 
 /// One profile where the verdict and the label differ.
 #[derive(Debug, Clone, Serialize)]
-pub struct Disagreement {
-    pub id: String,
-    pub label: &'static str,
-    pub verdict: &'static str,
-    pub decided_by: Option<String>,
-    pub score: Option<f64>,
-    pub reasons: Vec<String>,
+pub(crate) struct Disagreement {
+    pub(crate) id: String,
+    pub(crate) label: &'static str,
+    pub(crate) verdict: &'static str,
+    pub(crate) decided_by: Option<String>,
+    pub(crate) score: Option<f64>,
+    pub(crate) reasons: Vec<String>,
 }
 
 /// One results directory judged against the labels.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub results: PathBuf,
-    pub confusion: Confusion,
-    pub metrics: Metrics,
-    pub by_decided_by: BTreeMap<String, (Confusion, Metrics)>,
-    pub disagreements: Vec<Disagreement>,
+pub(crate) struct RunReport {
+    pub(crate) results: PathBuf,
+    pub(crate) confusion: Confusion,
+    pub(crate) metrics: Metrics,
+    pub(crate) by_decided_by: BTreeMap<String, (Confusion, Metrics)>,
+    pub(crate) disagreements: Vec<Disagreement>,
     /// Labelled profiles with no result in the directory.
-    pub missing: Vec<String>,
+    pub(crate) missing: Vec<String>,
     /// Labelled profiles whose result is an error (no verdict).
-    pub errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
     /// Results with no label (not scored).
-    pub unlabelled: u64,
+    pub(crate) unlabelled: u64,
     /// Each labelled id's verdict, for comparing runs.
     #[serde(skip)]
     verdicts: BTreeMap<String, Option<Verdict>>,
@@ -123,23 +123,23 @@ pub struct RunReport {
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub labels: PathBuf,
-    pub labelled: u64,
-    pub runs: Vec<RunReport>,
+pub(crate) struct Report {
+    pub(crate) labels: PathBuf,
+    pub(crate) labelled: u64,
+    pub(crate) runs: Vec<RunReport>,
     /// With `--against`: profiles whose verdict differs between the runs.
-    pub changed: Vec<Changed>,
+    pub(crate) changed: Vec<Changed>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Changed {
-    pub id: String,
-    pub label: &'static str,
-    pub first: Option<&'static str>,
-    pub second: Option<&'static str>,
+pub(crate) struct Changed {
+    pub(crate) id: String,
+    pub(crate) label: &'static str,
+    pub(crate) first: Option<&'static str>,
+    pub(crate) second: Option<&'static str>,
 }
 
-pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Verdict>, EvalError> {
+pub(crate) fn read_labels(path: &Path) -> Result<BTreeMap<String, Verdict>, EvalError> {
     let text = std::fs::read_to_string(path).map_err(|error| EvalError::LabelsUnreadable {
         path: path.to_path_buf(),
         error,
@@ -178,7 +178,10 @@ pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Verdict>, EvalError> 
 }
 
 /// Reads every result of `dir` and scores it against `labels`.
-pub fn evaluate(dir: &Path, labels: &BTreeMap<String, Verdict>) -> Result<RunReport, EvalError> {
+pub(crate) fn evaluate(
+    dir: &Path,
+    labels: &BTreeMap<String, Verdict>,
+) -> Result<RunReport, EvalError> {
     let files =
         crate::batch::input::json_files(dir).map_err(|error| EvalError::ResultsUnreadable {
             path: dir.to_path_buf(),
@@ -269,7 +272,7 @@ pub fn evaluate(dir: &Path, labels: &BTreeMap<String, Verdict>) -> Result<RunRep
 
 /// Runs the eval: reads labels and results, prints the Markdown report on
 /// stdout, writes the JSON report when asked.
-pub fn run(settings: &EvalSettings) -> Result<Report, EvalError> {
+pub(crate) fn run(settings: &Settings) -> Result<Report, EvalError> {
     let labels = read_labels(&settings.labels)?;
     let mut runs = vec![evaluate(&settings.results, &labels)?];
     if let Some(other) = &settings.against {
@@ -315,7 +318,7 @@ fn pct(value: Option<f64>) -> String {
 }
 
 /// The report as Markdown tables.
-pub fn markdown(report: &Report) -> String {
+pub(crate) fn markdown(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

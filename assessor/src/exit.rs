@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 /// How the assessor ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// 0: assessed (accept or reject); the result is written.
     Assessed,
     /// 2: usage or configuration error, found at start-up; no result written.
@@ -21,7 +21,7 @@ pub enum Exit {
 }
 
 impl Exit {
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Exit::Assessed => 0,
             Exit::Usage => 2,

@@ -1,34 +1,95 @@
-//! The Shortlist assessor: one profile in, one verdict file out.
+//! The Shortlist assessor: one profile in, one verdict file out (or a batch
+//! of them, or the score of a batch against labels).
 //!
-//! The binary (`main.rs`) is a thin shell around [`run`]: it parses settings
-//! ([`config`]), reads the profile, runs the pipeline ([`pipeline`]: rules
-//! first, then one judge [`backend`]), and writes the result ([`output`]).
+//! The binary calls [`main`], ripgrep style: `main` → `run` → `ExitCode`,
+//! with every error returned up to `main` and printed there, once. `run`
+//! validates the settings ([`cli`]), picks the [`mode`], and the mode runs
+//! the assessment ([`assess`]: rules → captions → [`judge`]) for one
+//! profile ([`single`]) or many ([`batch`]), or scores results ([`eval`]).
 //! Exit codes ([`exit`]) tell a Job's `podFailurePolicy` permanent failures
 //! from transient ones.
 
-pub mod backend;
-pub mod batch;
-pub mod cache_entry;
-pub mod caption;
-pub mod config;
-pub mod eval;
-pub mod exit;
-pub mod output;
-pub mod pipeline;
-pub mod prompt;
-pub mod rules;
-pub mod verdict;
+mod assess;
+mod batch;
+mod cache_entry;
+mod caption;
+mod chat_http;
+mod cli;
+mod eval;
+mod exit;
+mod hex;
+mod judge;
+mod mode;
+mod output;
+mod prompt;
+mod rules;
+mod setting;
+mod single;
+mod verdict;
 
-pub use exit::Exit;
-pub use pipeline::run;
-/// Retry policy shared with the relay.
-pub use shortlist_shared::retry;
-pub use shortlist_shared::secret;
+use std::process::ExitCode;
 
-/// Name and version written into every result's `assessor` field.
-pub fn assessor_info() -> shortlist_shared::AssessorInfo {
-    shortlist_shared::AssessorInfo {
-        name: env!("CARGO_PKG_NAME").to_string(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
+use crate::exit::Exit;
+
+/// The assessor's whole life: exit code 0 to 5, with at most one error
+/// message on stderr.
+pub fn main() -> ExitCode {
+    match run() {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            eprintln!("assessor: {error}");
+            error.exit().into()
+        }
     }
+}
+
+/// Why the assessor stopped without its normal outcome.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    /// A setting is missing or invalid (exit 2).
+    #[error(transparent)]
+    Startup(#[from] cli::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Mode(#[from] mode::Error),
+}
+
+impl Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Startup(_) | Error::Runtime(_) => Exit::Usage,
+            Error::Mode(error) => error.exit(),
+        }
+    }
+}
+
+fn run() -> Result<Exit, Error> {
+    let settings = match cli::parse(std::env::args_os())? {
+        cli::Parsed::Display(text) => {
+            // `--help` | head may close stdout early; that is no failure.
+            let _ = output::print_stdout(text.as_bytes());
+            return Ok(Exit::Assessed);
+        }
+        cli::Parsed::Run(settings) => settings,
+    };
+    let batch = settings.mode.is_batch();
+    // A batch on a terminal draws a progress bar; per-profile lines would
+    // scroll it away, so only warnings are logged unless RUST_LOG says more.
+    let batch_on_terminal = batch && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let default_filter = if batch_on_terminal { "warn" } else { "info" };
+    shortlist_shared::logging::init(settings.log_format, default_filter);
+    // One profile per process: a current-thread runtime starts fastest; a
+    // batch overlaps many assessments and uses the cores it may.
+    let runtime = if batch {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = runtime.map_err(Error::Runtime)?;
+    Ok(runtime.block_on(mode::run(settings.mode))?)
 }

@@ -10,14 +10,17 @@ use shortlist_shared::AssessmentResult;
 use shortlist_shared::atomic::{WriteError, write_atomic};
 
 /// The result as written: pretty JSON with a trailing newline.
-pub fn render(result: &AssessmentResult) -> Vec<u8> {
+pub(crate) fn render(result: &AssessmentResult) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(result).expect("a result always serialises");
     bytes.push(b'\n');
     bytes
 }
 
 /// Writes `result` to `path`, or stdout when `path` is `None`.
-pub fn write_result(path: Option<&Path>, result: &AssessmentResult) -> Result<(), WriteError> {
+pub(crate) fn write_result(
+    path: Option<&Path>,
+    result: &AssessmentResult,
+) -> Result<(), WriteError> {
     let bytes = render(result);
     match path {
         Some(path) => write_atomic(path, &bytes),
@@ -29,8 +32,16 @@ pub fn write_result(path: Option<&Path>, result: &AssessmentResult) -> Result<()
 }
 
 /// Prints bytes on stdout and flushes.
-pub fn print_stdout(bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn print_stdout(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()
+}
+
+/// Prints a report for people (a batch's summary table) on stderr, beside
+/// the logs, so stdout stays free for results.
+pub(crate) fn print_stderr(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stderr().lock();
     out.write_all(bytes)?;
     out.flush()
 }

@@ -12,15 +12,17 @@ use rand::Rng;
 use serde_json::Value;
 use shortlist_shared::Profile;
 
+use crate::hex::hex;
+
 /// The datamarking character: rare in listings, one token in most vocabularies.
-pub const DATAMARK: char = '\u{02C6}';
+pub(crate) const DATAMARK: char = '\u{02C6}';
 
 /// Metadata fields shown to the model, in this order; others follow sorted.
 const METADATA_ORDER: [&str; 5] = ["summary", "price", "location", "url", "id"];
 
 /// What kind of reply the model is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyStyle {
+pub(crate) enum ReplyStyle {
     /// A JSON object `{"verdict", "score", "reasons"}`.
     Json,
     /// Plain text, judged by `LLM_POSITIVE_RESPONSE_REGEX`.
@@ -29,28 +31,28 @@ pub enum ReplyStyle {
 
 /// The two messages of a judge request.
 #[derive(Debug, Clone)]
-pub struct Prompt {
-    pub system: String,
-    pub user: String,
+pub(crate) struct Prompt {
+    pub(crate) system: String,
+    pub(crate) user: String,
     /// The delimiter nonce of this request.
-    pub nonce: String,
+    pub(crate) nonce: String,
     /// Set when the listing text was cut to fit `LLM_MAX_TEXT_CHARS`.
-    pub truncation_note: Option<String>,
+    pub(crate) truncation_note: Option<String>,
 }
 
 /// Builds prompts from the settings that do not change per profile.
 #[derive(Debug, Clone)]
-pub struct PromptBuilder {
-    pub criteria: Option<String>,
-    pub instructions: Option<String>,
-    pub style: ReplyStyle,
-    pub max_text_chars: usize,
+pub(crate) struct PromptBuilder {
+    pub(crate) criteria: Option<String>,
+    pub(crate) instructions: Option<String>,
+    pub(crate) style: ReplyStyle,
+    pub(crate) max_text_chars: usize,
     /// With `LLM_SEED` set, the nonce is derived from the seed and the
     /// listing instead of drawn at random, so a seeded run is reproducible
     /// end to end (an in-process model at temperature 0 then gives the very
     /// same reply). The nonce stays unknown to whoever wrote the listing as
     /// long as the seed is not public.
-    pub nonce_seed: Option<i64>,
+    pub(crate) nonce_seed: Option<i64>,
 }
 
 const DEFAULT_INSTRUCTIONS: &str = "You screen property listings for a house hunter. Judge the listing in the user message against the house hunter's brief below, strictly and only on what the listing says.";
@@ -61,13 +63,19 @@ const NO_BRIEF: &str =
 impl PromptBuilder {
     /// Builds the messages for one profile and its photos' captions, with a
     /// fresh nonce.
-    pub fn build(&self, profile: &Profile, captions: &[String]) -> Prompt {
+    pub(crate) fn build(&self, profile: &Profile, captions: &[String]) -> Prompt {
         self.build_inner(profile, captions, None)
     }
 
     /// Builds the messages again (e.g. with a smaller text budget), keeping
     /// the nonce when the listing still does not contain it.
-    pub fn build_with_nonce(&self, profile: &Profile, captions: &[String], nonce: &str) -> Prompt {
+    #[cfg_attr(not(feature = "llama"), allow(dead_code))]
+    pub(crate) fn build_with_nonce(
+        &self,
+        profile: &Profile,
+        captions: &[String],
+        nonce: &str,
+    ) -> Prompt {
         self.build_inner(profile, captions, Some(nonce))
     }
 
@@ -176,7 +184,7 @@ fn listing_body(text: &str, profile: &Profile, captions: &[String]) -> String {
 }
 
 /// Replaces every run of whitespace with one [`DATAMARK`].
-pub fn datamark(line: &str) -> String {
+pub(crate) fn datamark(line: &str) -> String {
     line.split_whitespace()
         .collect::<Vec<_>>()
         .join(&DATAMARK.to_string())
@@ -189,12 +197,12 @@ fn seeded_nonce(seed: i64, body: &str, attempt: u32) -> String {
         .chain_update(attempt.to_le_bytes())
         .chain_update(body.as_bytes())
         .finalize();
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex(&digest[..8])
 }
 
 fn random_nonce() -> String {
     let bytes: [u8; 8] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
 }
 
 /// Cuts `text` to at most `max_chars` characters (on a char boundary), with a

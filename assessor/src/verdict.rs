@@ -11,7 +11,7 @@ use shortlist_shared::Verdict;
 /// The schema sent to servers. Strict-mode compatible (OpenAI): every
 /// property required, no additional properties, no numeric bounds (those are
 /// checked locally by [`validation_schema`]).
-pub fn reply_schema() -> Value {
+pub(crate) fn reply_schema() -> Value {
     json!({
         "type": "object",
         "properties": {
@@ -42,17 +42,17 @@ fn validator() -> &'static jsonschema::Validator {
 
 /// A validated model reply.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ModelVerdict {
-    pub verdict: Verdict,
-    pub score: f64,
-    pub reasons: Vec<String>,
+pub(crate) struct ModelVerdict {
+    pub(crate) verdict: Verdict,
+    pub(crate) score: f64,
+    pub(crate) reasons: Vec<String>,
 }
 
 /// Parses and validates a model's reply. Tolerates what servers without
 /// schema enforcement commonly wrap around the object (code fences, a
 /// sentence before or after) and a capitalised verdict; everything else must
 /// match the schema. The error says what was wrong, for the repair request.
-pub fn parse_reply(content: &str) -> Result<ModelVerdict, String> {
+pub(crate) fn parse_reply(content: &str) -> Result<ModelVerdict, String> {
     let trimmed = content.trim();
     if trimmed.is_empty() {
         return Err("the reply was empty".into());
@@ -93,7 +93,7 @@ pub fn parse_reply(content: &str) -> Result<ModelVerdict, String> {
 }
 
 /// At most 200 characters of a reply, for error messages.
-pub fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     let mut out: String = text.chars().take(200).collect();
     if text.chars().count() > 200 {
         out.push('…');

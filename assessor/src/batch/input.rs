@@ -16,14 +16,14 @@ use super::shard::Shard;
 
 /// What kind of input a batch reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputFormat {
+pub(crate) enum InputFormat {
     Directory,
     Jsonl,
 }
 
 impl InputFormat {
     /// A directory, or a file whose name ends in `.jsonl` / `.ndjson`.
-    pub fn detect(path: &Path) -> Option<InputFormat> {
+    pub(crate) fn detect(path: &Path) -> Option<InputFormat> {
         if path.is_dir() {
             return Some(InputFormat::Directory);
         }
@@ -34,37 +34,37 @@ impl InputFormat {
 
 /// One entry of the input, read and parsed.
 #[derive(Debug)]
-pub struct Item {
+pub(crate) struct Item {
     /// Where it came from: a file path, or `file.jsonl line N`.
-    pub source: String,
+    pub(crate) source: String,
     /// The profile's id when it parsed (the result's name and shard key).
-    pub id: Option<String>,
-    pub parsed: Result<(Profile, Value), ProfileError>,
+    pub(crate) id: Option<String>,
+    pub(crate) parsed: Result<(Profile, Value), ProfileError>,
     /// The directory its local images are relative to.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Item {
     /// The key that decides the shard.
-    pub fn shard_key(&self) -> &str {
+    pub(crate) fn shard_key(&self) -> &str {
         self.id.as_deref().unwrap_or(&self.source)
     }
 }
 
 /// Counts from reading the input.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct InputStats {
+pub(crate) struct InputStats {
     /// Entries seen (every shard).
-    pub entries: u64,
+    pub(crate) entries: u64,
     /// Entries this shard owns.
-    pub owned: u64,
+    pub(crate) owned: u64,
 }
 
 /// The JSON documents of a directory, in name order: regular files (or
 /// links to them, as in a ConfigMap volume) named `*.json`, without hidden
 /// ones (temp files of an atomic writer, the kubelet's `..data`). Batch
 /// inputs and result directories are both read this way.
-pub fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
@@ -81,7 +81,7 @@ pub fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// The input as a whole could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum InputError {
+pub(crate) enum InputError {
     #[error("{}: cannot read the batch input: {error}", path.display())]
     Unreadable {
         path: PathBuf,
@@ -91,7 +91,7 @@ pub enum InputError {
 
 /// Reads every entry, keeps this shard's, and sends them. Stops early when
 /// the receiver is gone (the batch was cancelled).
-pub fn read_into(
+pub(crate) fn read_into(
     format: InputFormat,
     path: &Path,
     shard: Option<Shard>,

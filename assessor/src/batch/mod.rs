@@ -10,10 +10,10 @@
 //! - Flat memory: the input is streamed through a bounded channel and at most
 //!   `jobs` profiles are in flight.
 
-pub mod input;
-pub mod progress;
-pub mod shard;
-pub mod summary;
+pub(crate) mod input;
+pub(crate) mod progress;
+pub(crate) mod shard;
+pub(crate) mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,37 +30,48 @@ use self::input::{InputFormat, Item, read_into};
 use self::progress::Progress;
 use self::shard::Shard;
 use self::summary::{Outcome, Summary};
-use crate::exit::Exit;
+use crate::assess::Assessor;
 use crate::output::render;
-use crate::pipeline::Assessor;
 
 /// Validated batch settings.
 #[derive(Debug, Clone)]
-pub struct BatchSettings {
-    pub input: PathBuf,
-    pub format: InputFormat,
-    pub result_dir: PathBuf,
-    pub results_jsonl: Option<PathBuf>,
-    pub jobs: usize,
-    pub shard: Option<Shard>,
-    pub force: bool,
+pub(crate) struct Settings {
+    pub(crate) input: PathBuf,
+    pub(crate) format: InputFormat,
+    pub(crate) result_dir: PathBuf,
+    pub(crate) results_jsonl: Option<PathBuf>,
+    pub(crate) jobs: usize,
+    pub(crate) shard: Option<Shard>,
+    pub(crate) force: bool,
+    /// Prices per 1000 prompt / completion tokens, for the cost estimate.
+    pub(crate) prices: Option<(f64, f64)>,
 }
 
-/// Runs the batch; the exit code says whether every profile was assessed.
-pub async fn run(assessor: Arc<Assessor>) -> Exit {
-    let batch = assessor
-        .settings
-        .batch
-        .clone()
-        .expect("batch::run needs batch settings");
+/// Why a batch could not run at all (exit 5: nowhere to write results).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("RESULT_DIR {}: cannot create: {source}", path.display())]
+    ResultDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("RESULTS_JSONL {}: cannot open: {source}", path.display())]
+    ResultsJsonl {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the batch; the summary's exit code says whether every profile was
+/// assessed.
+pub(crate) async fn run(assessor: Arc<Assessor>, batch: &Settings) -> Result<Summary, Error> {
     let started = Instant::now();
-    if let Err(error) = std::fs::create_dir_all(&batch.result_dir) {
-        eprintln!(
-            "assessor: RESULT_DIR {}: cannot create: {error}",
-            batch.result_dir.display()
-        );
-        return Exit::ResultUnwritable;
-    }
+    std::fs::create_dir_all(&batch.result_dir).map_err(|source| Error::ResultDir {
+        path: batch.result_dir.clone(),
+        source,
+    })?;
     tracing::info!(
         input = %batch.input.display(),
         result_dir = %batch.result_dir.display(),
@@ -87,12 +98,11 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
             .await
         {
             Ok(file) => Some(tokio::io::BufWriter::new(file)),
-            Err(error) => {
-                eprintln!(
-                    "assessor: RESULTS_JSONL {}: cannot open: {error}",
-                    path.display()
-                );
-                return Exit::ResultUnwritable;
+            Err(source) => {
+                return Err(Error::ResultsJsonl {
+                    path: path.clone(),
+                    source,
+                });
             }
         },
     };
@@ -114,10 +124,10 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
         .map(|joined| joined.unwrap_or((Outcome::Unwritable, None)));
 
     let mut summary = Summary {
-        prices: assessor.settings.prices,
+        prices: batch.prices,
         ..Summary::default()
     };
-    let mut progress = Progress::new(count_entries(&batch));
+    let mut progress = Progress::new(count_entries(batch));
     let mut last_sync = Instant::now();
     while let Some((outcome, line)) = outcomes.next().await {
         if let (Some(writer), Some(line)) = (jsonl.as_mut(), line) {
@@ -145,22 +155,23 @@ pub async fn run(assessor: Arc<Assessor>) -> Exit {
     sync_results(&batch.result_dir).await;
     let input_stats = match reader.await {
         Ok(Ok(stats)) => Some(stats),
+        // Reported in the summary's table (and so exit 3), after the
+        // profiles that could be read were assessed.
         Ok(Err(error)) => {
-            eprintln!("assessor: {error}");
+            tracing::error!(%error, "the batch input could not be read to the end");
             summary.input_error = Some(error.to_string());
             None
         }
         Err(error) => {
-            eprintln!("assessor: the input reader failed: {error}");
-            summary.input_error = Some(error.to_string());
+            tracing::error!(%error, "the input reader failed");
+            summary.input_error = Some(format!("the input reader failed: {error}"));
             None
         }
     };
     summary.elapsed = started.elapsed();
     summary.input = input_stats;
     summary.log();
-    eprint!("{}", summary.table());
-    summary.exit()
+    Ok(summary)
 }
 
 /// Results are written atomically but not fsynced one by one (two fsyncs
@@ -179,7 +190,7 @@ async fn sync_results(dir: &Path) {
 
 /// The number of entries when it is cheap to know up front and is this
 /// pod's whole share (no shard): files in a directory, lines of a JSONL.
-fn count_entries(batch: &BatchSettings) -> Option<u64> {
+fn count_entries(batch: &Settings) -> Option<u64> {
     if batch.shard.is_some() {
         return None;
     }
@@ -204,7 +215,7 @@ fn count_entries(batch: &BatchSettings) -> Option<u64> {
 /// [`process`] with owned handles, for `tokio::spawn`.
 async fn process_owned(
     assessor: Arc<Assessor>,
-    shared: Arc<(BatchSettings, Leftovers)>,
+    shared: Arc<(Settings, Leftovers)>,
     item: Item,
     want_line: bool,
 ) -> (Outcome, Option<Vec<u8>>) {
@@ -216,7 +227,7 @@ async fn process_owned(
 /// Returns the outcome and the JSONL line to append.
 async fn process(
     assessor: &Assessor,
-    batch: &BatchSettings,
+    batch: &Settings,
     leftovers: &Leftovers,
     item: Item,
     want_line: bool,
@@ -261,14 +272,14 @@ async fn process(
 /// this run is about to write (or has found done) has its leftovers removed:
 /// another shard's pod may be writing its own into the same directory right
 /// now. Leftovers older than an hour are abandoned whoever made them.
-pub struct Leftovers {
+pub(crate) struct Leftovers {
     by_name: std::collections::HashMap<String, Vec<PathBuf>>,
 }
 
 impl Leftovers {
     const ABANDONED: std::time::Duration = std::time::Duration::from_secs(3600);
 
-    pub fn scan(dir: &Path) -> Leftovers {
+    pub(crate) fn scan(dir: &Path) -> Leftovers {
         let mut by_name: std::collections::HashMap<String, Vec<PathBuf>> = Default::default();
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let file_name = entry.file_name().to_string_lossy().into_owned();
@@ -322,7 +333,7 @@ async fn has_ok_result(path: &Path) -> bool {
 
 /// `<id>.json`, with the id made safe as a file name; an entry that could
 /// not be read is named after its source so it still gets a result.
-pub fn result_file_name(item: &Item) -> String {
+pub(crate) fn result_file_name(item: &Item) -> String {
     match &item.id {
         Some(id) => format!("{}.json", safe_file_stem(id)),
         None => format!(

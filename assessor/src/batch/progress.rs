@@ -12,7 +12,7 @@ use super::summary::Summary;
 /// How often a progress line is logged when there is no terminal.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
-pub enum Progress {
+pub(crate) enum Progress {
     Bar(ProgressBar),
     Log { started: Instant, last: Instant },
 }
@@ -20,7 +20,7 @@ pub enum Progress {
 impl Progress {
     /// A bar when stderr is a terminal, else log lines. `total` is the
     /// number of profiles when known up front.
-    pub fn new(total: Option<u64>) -> Progress {
+    pub(crate) fn new(total: Option<u64>) -> Progress {
         if !std::io::stderr().is_terminal() {
             let now = Instant::now();
             return Progress::Log {
@@ -46,12 +46,7 @@ impl Progress {
         Progress::Bar(bar)
     }
 
-    /// Whether a bar is drawn (logs should then stay quiet).
-    pub fn is_bar(&self) -> bool {
-        matches!(self, Progress::Bar(_))
-    }
-
-    pub fn update(&mut self, summary: &Summary) {
+    pub(crate) fn update(&mut self, summary: &Summary) {
         match self {
             Progress::Bar(bar) => {
                 bar.set_position(summary.done());
@@ -84,7 +79,7 @@ impl Progress {
         }
     }
 
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         if let Progress::Bar(bar) = self {
             bar.finish_and_clear();
         }

@@ -7,14 +7,14 @@ use sha2::{Digest, Sha256};
 
 /// This pod's share: shard `index` of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
+pub(crate) struct Shard {
+    pub(crate) index: u32,
+    pub(crate) count: u32,
 }
 
 impl Shard {
     /// Reads `i/N` (0-based `i`).
-    pub fn parse(value: &str) -> Result<Shard, String> {
+    pub(crate) fn parse(value: &str) -> Result<Shard, String> {
         let (index, count) = value
             .trim()
             .split_once('/')
@@ -30,7 +30,7 @@ impl Shard {
         Shard::new(index, count)
     }
 
-    pub fn new(index: u32, count: u32) -> Result<Shard, String> {
+    pub(crate) fn new(index: u32, count: u32) -> Result<Shard, String> {
         if count == 0 {
             return Err("the shard count must be at least 1".into());
         }
@@ -43,13 +43,13 @@ impl Shard {
     }
 
     /// The shard a key belongs to.
-    pub fn of(key: &str, count: u32) -> u32 {
+    pub(crate) fn of(key: &str, count: u32) -> u32 {
         let digest = Sha256::digest(key.as_bytes());
         let head = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
         (head % count as u64) as u32
     }
 
-    pub fn owns(&self, key: &str) -> bool {
+    pub(crate) fn owns(&self, key: &str) -> bool {
         Shard::of(key, self.count) == self.index
     }
 }

@@ -13,7 +13,7 @@ use crate::exit::Exit;
 
 /// One profile's outcome.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Its result already existed (resume).
     Skipped,
     /// Assessed, successfully or not; the result is written.
@@ -27,34 +27,34 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Default)]
-pub struct Summary {
-    pub accepted: u64,
-    pub rejected: u64,
-    pub skipped: u64,
-    pub unwritable: u64,
-    pub errors_by_kind: BTreeMap<String, u64>,
-    pub by_decided_by: BTreeMap<String, u64>,
+pub(crate) struct Summary {
+    pub(crate) accepted: u64,
+    pub(crate) rejected: u64,
+    pub(crate) skipped: u64,
+    pub(crate) unwritable: u64,
+    pub(crate) errors_by_kind: BTreeMap<String, u64>,
+    pub(crate) by_decided_by: BTreeMap<String, u64>,
     /// Exit codes of failed assessments: 3 (the profile) or 4 (the backend).
-    pub invalid_profiles: u64,
-    pub backend_failures: u64,
+    pub(crate) invalid_profiles: u64,
+    pub(crate) backend_failures: u64,
     /// Latency in milliseconds → how many profiles took it: exact
     /// percentiles in memory bounded by the distinct values, not the count
     /// of profiles (a batch's RSS must not grow with its input).
-    pub latencies_ms: BTreeMap<u64, u64>,
-    pub latency_count: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cached_captions: u64,
-    pub cached_responses: u64,
-    pub input: Option<InputStats>,
-    pub input_error: Option<String>,
-    pub elapsed: Duration,
+    pub(crate) latencies_ms: BTreeMap<u64, u64>,
+    pub(crate) latency_count: u64,
+    pub(crate) prompt_tokens: u64,
+    pub(crate) completion_tokens: u64,
+    pub(crate) cached_captions: u64,
+    pub(crate) cached_responses: u64,
+    pub(crate) input: Option<InputStats>,
+    pub(crate) input_error: Option<String>,
+    pub(crate) elapsed: Duration,
     /// Prices per 1000 prompt / completion tokens, for the cost estimate.
-    pub prices: Option<(f64, f64)>,
+    pub(crate) prices: Option<(f64, f64)>,
 }
 
 impl Summary {
-    pub fn record(&mut self, outcome: &Outcome) {
+    pub(crate) fn record(&mut self, outcome: &Outcome) {
         match outcome {
             Outcome::Skipped => self.skipped += 1,
             Outcome::Unwritable => self.unwritable += 1,
@@ -104,11 +104,11 @@ impl Summary {
     }
 
     /// Profiles handled so far (skipped ones included).
-    pub fn done(&self) -> u64 {
+    pub(crate) fn done(&self) -> u64 {
         self.accepted + self.rejected + self.errors() + self.skipped + self.unwritable
     }
 
-    pub fn errors(&self) -> u64 {
+    pub(crate) fn errors(&self) -> u64 {
         self.invalid_profiles + self.backend_failures
     }
 
@@ -128,7 +128,7 @@ impl Summary {
     }
 
     /// Tokens priced with `LLM_PRICE_PER_1K` (prompt, completion).
-    pub fn cost(&self) -> Option<f64> {
+    pub(crate) fn cost(&self) -> Option<f64> {
         let (prompt, completion) = self.prices?;
         Some(
             self.prompt_tokens as f64 / 1000.0 * prompt
@@ -140,7 +140,7 @@ impl Summary {
     /// 5 (results could not be written), 4 (a backend failure: retrying the
     /// Job may help, and resume skips what is done), 3 (invalid profiles or
     /// an unreadable input: retrying cannot help).
-    pub fn exit(&self) -> Exit {
+    pub(crate) fn exit(&self) -> Exit {
         if self.unwritable > 0 {
             Exit::ResultUnwritable
         } else if self.backend_failures > 0 {
@@ -152,7 +152,7 @@ impl Summary {
         }
     }
 
-    pub fn log(&self) {
+    pub(crate) fn log(&self) {
         let rate = self.done() as f64 / self.elapsed.as_secs_f64().max(1e-9);
         tracing::info!(
             entries = self.input.map(|i| i.entries),
@@ -175,7 +175,7 @@ impl Summary {
     }
 
     /// The end-of-run table (Markdown-ish, readable in a terminal and a log).
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let mut out = String::new();
         let rate = self.done() as f64 / self.elapsed.as_secs_f64().max(1e-9);
         let _ = writeln!(out, "\nbatch summary");

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::cache_entry::{EntryStore, warn_unreadable};
+use crate::hex::hex;
 
 /// Bumped when the entry format or what a caption means changes.
 const CACHE_VERSION: &str = "shortlist.caption/v1";
@@ -23,19 +24,19 @@ struct Entry {
     caption: String,
 }
 
-pub struct CaptionCache {
+pub(crate) struct CaptionCache {
     store: EntryStore,
 }
 
 impl CaptionCache {
-    pub fn new(cache_dir: &Path) -> Self {
+    pub(crate) fn new(cache_dir: &Path) -> Self {
         CaptionCache {
             store: EntryStore::new(cache_dir.join("captions"), CACHE_VERSION, "caption"),
         }
     }
 
     /// The entry's key for these bytes under this model and prompt.
-    pub fn key(image: &[u8], model: &str, prompt: &str) -> String {
+    pub(crate) fn key(image: &[u8], model: &str, prompt: &str) -> String {
         let image_hash = Sha256::digest(image);
         let digest = Sha256::new()
             .chain_update(CACHE_VERSION.as_bytes())
@@ -45,10 +46,10 @@ impl CaptionCache {
             .chain_update([0])
             .chain_update(prompt.as_bytes())
             .finalize();
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&digest)
     }
 
-    pub async fn get(&self, key: &str) -> Option<String> {
+    pub(crate) async fn get(&self, key: &str) -> Option<String> {
         let entry: Entry = self.store.load(key).await?;
         if entry.caption.trim().is_empty() {
             warn_unreadable(&self.store.path(key), "caption");
@@ -57,7 +58,7 @@ impl CaptionCache {
         Some(entry.caption)
     }
 
-    pub async fn put(&self, key: &str, model: &str, caption: &str) {
+    pub(crate) async fn put(&self, key: &str, model: &str, caption: &str) {
         let entry = Entry {
             model: model.into(),
             caption: caption.into(),

@@ -9,7 +9,7 @@ use shortlist_shared::duration::format_duration;
 use shortlist_shared::size::format_size;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ImageError {
+pub(crate) enum ImageError {
     #[error("{0}")]
     SourceInvalid(String),
     #[error("{0}")]
@@ -46,7 +46,7 @@ pub enum ImageError {
 /// Whether an image failure of this kind may go away on a retry of the Job
 /// (a server down or slow) rather than being a property of the profile (a
 /// refused address, a file that is not an image).
-pub fn is_transient_kind(kind: &str) -> bool {
+pub(crate) fn is_transient_kind(kind: &str) -> bool {
     matches!(
         kind,
         "image_fetch_failed"
@@ -59,7 +59,7 @@ pub fn is_transient_kind(kind: &str) -> bool {
 
 impl ImageError {
     /// The stable, machine-readable kind.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             ImageError::SourceInvalid(_) => "image_source_invalid",
             ImageError::Refused(_) => "image_refused",

@@ -14,22 +14,22 @@ use super::guard::{AddressPolicy, GuardedResolver, Refusal};
 
 /// What a fetcher needs from the settings.
 #[derive(Debug, Clone)]
-pub struct FetchSettings {
-    pub policy: AddressPolicy,
-    pub allow_http: bool,
-    pub max_bytes: u64,
-    pub max_redirects: u32,
-    pub timeout: Duration,
+pub(crate) struct FetchSettings {
+    pub(crate) policy: AddressPolicy,
+    pub(crate) allow_http: bool,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_redirects: u32,
+    pub(crate) timeout: Duration,
 }
 
-pub struct ImageFetcher {
+pub(crate) struct ImageFetcher {
     client: reqwest::Client,
     policy: Arc<AddressPolicy>,
     settings: FetchSettings,
 }
 
 impl ImageFetcher {
-    pub fn new(settings: FetchSettings) -> Result<Self, String> {
+    pub(crate) fn new(settings: FetchSettings) -> Result<Self, String> {
         let policy = Arc::new(settings.policy.clone());
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver {
@@ -50,7 +50,7 @@ impl ImageFetcher {
     }
 
     /// The image at `url`, within `CAPTION_FETCH_TIMEOUT`.
-    pub async fn fetch(&self, url: Url) -> Result<Vec<u8>, ImageError> {
+    pub(crate) async fn fetch(&self, url: Url) -> Result<Vec<u8>, ImageError> {
         match tokio::time::timeout(self.settings.timeout, self.fetch_following(url)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(ImageError::Timeout(self.settings.timeout)),

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Why an address is refused, or `None` when it is public.
-pub fn blocked_range(ip: IpAddr) -> Option<&'static str> {
+pub(crate) fn blocked_range(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => blocked_v4(v4),
         IpAddr::V6(v6) => blocked_v6(v6),
@@ -82,7 +82,7 @@ enum Allowed {
 
 /// What the guard allows.
 #[derive(Debug, Clone, Default)]
-pub struct AddressPolicy {
+pub(crate) struct AddressPolicy {
     /// `CAPTION_ALLOW_PRIVATE=true`: no address is refused.
     allow_private: bool,
     allowed: Vec<Allowed>,
@@ -90,7 +90,7 @@ pub struct AddressPolicy {
 
 impl AddressPolicy {
     /// Reads `CAPTION_ALLOW_HOSTS` (comma- or space-separated).
-    pub fn parse(allow_hosts: &str, allow_private: bool) -> Result<Self, String> {
+    pub(crate) fn parse(allow_hosts: &str, allow_private: bool) -> Result<Self, String> {
         let mut allowed = Vec::new();
         for entry in allow_hosts
             .split([',', ' ', '\n', '\t'])
@@ -124,11 +124,6 @@ impl AddressPolicy {
         })
     }
 
-    /// Whether the guard is off.
-    pub fn allows_everything(&self) -> bool {
-        self.allow_private
-    }
-
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.allowed.iter().any(|a| match a {
@@ -150,7 +145,7 @@ impl AddressPolicy {
     }
 
     /// Checks one address that `host` resolved to (or is, for an IP literal).
-    pub fn check(&self, host: &str, ip: IpAddr) -> Result<(), String> {
+    pub(crate) fn check(&self, host: &str, ip: IpAddr) -> Result<(), String> {
         if self.allow_private || self.host_allowed(host) || self.ip_allowed(ip) {
             return Ok(());
         }
@@ -184,14 +179,14 @@ fn valid_host_name(name: &str) -> bool {
 /// chain by the fetcher.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Refusal(pub String);
+pub(crate) struct Refusal(pub(crate) String);
 
 /// The system resolver (getaddrinfo, through tokio), with every answer
 /// checked against the policy. A name with any refused address is refused
 /// as a whole: trying its other addresses would let a rebinding server
 /// choose.
-pub struct GuardedResolver {
-    pub policy: Arc<AddressPolicy>,
+pub(crate) struct GuardedResolver {
+    pub(crate) policy: Arc<AddressPolicy>,
 }
 
 impl Resolve for GuardedResolver {

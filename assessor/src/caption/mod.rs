@@ -5,16 +5,16 @@
 //! inside the spotlighted listing block. See `docs/captions.md`.
 //!
 //! One image's failure is recorded on its record and never stops the others;
-//! whether it fails the assessment is the pipeline's call (`CAPTION_REQUIRED`).
+//! whether it fails the assessment is the assessor's call (`CAPTION_REQUIRED`).
 
-pub mod cache;
-pub mod error;
-pub mod fetch;
-pub mod guard;
-pub mod source;
-pub mod vision;
+pub(crate) mod cache;
+pub(crate) mod error;
+pub(crate) mod fetch;
+pub(crate) mod guard;
+pub(crate) mod source;
+pub(crate) mod vision;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -26,47 +26,49 @@ use self::error::ImageError;
 use self::fetch::{FetchSettings, ImageFetcher};
 use self::source::{ImageSource, decode_data_uri, display_source, read_local, sniff};
 use self::vision::VisionClient;
-use crate::backend::chat_http::ChatHttp;
-use crate::config::ConfigError;
+use crate::chat_http::ChatHttp;
+use crate::setting::SettingError;
 use shortlist_shared::secret::Secret;
 
 /// The default caption prompt: what a house hunter looks for in photos.
-pub const DEFAULT_PROMPT: &str = "Describe this property listing photo for a house hunter in two to four factual sentences: which room or outside area it shows, its size and layout, the condition and finish (modern, dated, needs work, damp or damage), natural light, outdoor space, parking or views, and anything a buyer should notice. Quote any visible text exactly. Do not guess what is not visible.";
+pub(crate) const DEFAULT_PROMPT: &str = "Describe this property listing photo for a house hunter in two to four factual sentences: which room or outside area it shows, its size and layout, the condition and finish (modern, dated, needs work, damp or damage), natural light, outdoor space, parking or views, and anything a buyer should notice. Quote any visible text exactly. Do not guess what is not visible.";
 
 /// The longest wait between two vision request attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// Validated settings of the stage (present only when it is on).
 #[derive(Debug, Clone)]
-pub struct CaptionSettings {
-    pub base_url: String,
-    pub model: String,
-    pub api_key: Option<Secret>,
-    pub prompt: String,
-    pub max_tokens: u32,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub concurrency: usize,
-    pub max_images: usize,
-    pub required: bool,
-    pub fetch: FetchSettings,
-    pub max_attempts: u32,
-    pub retry_base_delay: Duration,
-    pub deadline: Duration,
+pub(crate) struct Settings {
+    pub(crate) base_url: String,
+    pub(crate) model: String,
+    pub(crate) api_key: Option<Secret>,
+    pub(crate) prompt: String,
+    pub(crate) max_tokens: u32,
+    pub(crate) timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) concurrency: usize,
+    pub(crate) max_images: usize,
+    pub(crate) required: bool,
+    pub(crate) fetch: FetchSettings,
+    pub(crate) max_attempts: u32,
+    pub(crate) retry_base_delay: Duration,
+    pub(crate) deadline: Duration,
+    /// `CACHE_DIR`: captions are cached in its `captions/` directory.
+    pub(crate) cache_dir: Option<PathBuf>,
 }
 
 /// What the stage produced.
 #[derive(Debug, Default)]
-pub struct CaptionOutcome {
+pub(crate) struct CaptionOutcome {
     /// One record per image of the profile, in order.
-    pub records: Vec<CaptionRecord>,
+    pub(crate) records: Vec<CaptionRecord>,
     /// Tokens of the vision requests.
-    pub usage: Option<Usage>,
+    pub(crate) usage: Option<Usage>,
 }
 
 impl CaptionOutcome {
     /// The successful captions, in image order, for the prompt.
-    pub fn captions(&self) -> Vec<String> {
+    pub(crate) fn captions(&self) -> Vec<String> {
         self.records
             .iter()
             .filter_map(|r| r.caption.clone())
@@ -74,12 +76,12 @@ impl CaptionOutcome {
     }
 
     /// The records that have no caption.
-    pub fn failures(&self) -> impl Iterator<Item = &CaptionRecord> {
+    pub(crate) fn failures(&self) -> impl Iterator<Item = &CaptionRecord> {
         self.records.iter().filter(|r| r.error.is_some())
     }
 }
 
-pub struct Captioner {
+pub(crate) struct Captioner {
     vision: VisionClient,
     /// Built on the first remote image: building it loads the system's CA
     /// certificates (~2 ms), wasted on profiles with local or cached images.
@@ -89,18 +91,18 @@ pub struct Captioner {
     max_images: usize,
     concurrency: usize,
     max_bytes: u64,
-    pub required: bool,
+    pub(crate) required: bool,
 }
 
 impl Captioner {
-    pub fn new(settings: &CaptionSettings, cache_dir: Option<&Path>) -> Result<Self, ConfigError> {
+    pub(crate) fn new(settings: &Settings) -> Result<Self, SettingError> {
         let http = ChatHttp::new(
             &settings.base_url,
             settings.api_key.as_ref(),
             settings.connect_timeout,
             settings.timeout,
         )
-        .map_err(|message| ConfigError::Invalid {
+        .map_err(|message| SettingError::Invalid {
             variable: "CAPTION_BASE_URL",
             value: settings.base_url.clone(),
             message,
@@ -121,7 +123,7 @@ impl Captioner {
             },
             fetcher: std::sync::OnceLock::new(),
             fetch_settings: settings.fetch.clone(),
-            cache: cache_dir.map(CaptionCache::new),
+            cache: settings.cache_dir.as_deref().map(CaptionCache::new),
             max_images: settings.max_images,
             concurrency: settings.concurrency.max(1),
             max_bytes: settings.fetch.max_bytes,
@@ -131,7 +133,7 @@ impl Captioner {
 
     /// Captions `images` (sources as the profile wrote them); local paths are
     /// relative to `profile_dir`.
-    pub async fn run(&self, images: &[String], profile_dir: &Path) -> CaptionOutcome {
+    pub(crate) async fn run(&self, images: &[String], profile_dir: &Path) -> CaptionOutcome {
         // Canonical once, so containment checks compare real paths.
         let base = std::fs::canonicalize(profile_dir).unwrap_or_else(|_| profile_dir.to_path_buf());
         // The futures are made up front (not by a closure inside the

@@ -14,7 +14,7 @@ use super::error::ImageError;
 
 /// One entry of `profile.images`, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageSource {
+pub(crate) enum ImageSource {
     /// An `http(s)` URL: fetched through the guard.
     Remote(Url),
     /// A `data:` URI: decoded.
@@ -24,7 +24,7 @@ pub enum ImageSource {
 }
 
 impl ImageSource {
-    pub fn parse(source: &str) -> Result<ImageSource, ImageError> {
+    pub(crate) fn parse(source: &str) -> Result<ImageSource, ImageError> {
         let trimmed = source.trim();
         if trimmed.is_empty() {
             return Err(ImageError::SourceInvalid("an empty image source".into()));
@@ -60,7 +60,7 @@ impl ImageSource {
 
 /// The source as shown in the result: data URIs shortened to their first
 /// characters and decoded size, credentials removed from URLs.
-pub fn display_source(source: &str) -> String {
+pub(crate) fn display_source(source: &str) -> String {
     let trimmed = source.trim();
     if trimmed
         .get(..5)
@@ -94,7 +94,7 @@ const LENIENT_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPu
 
 /// Decodes a base64 `data:` URI, refusing it before decoding when its size
 /// is already over the limit.
-pub fn decode_data_uri(uri: &str, max_bytes: u64) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn decode_data_uri(uri: &str, max_bytes: u64) -> Result<Vec<u8>, ImageError> {
     let rest = &uri[5..];
     let Some((meta, payload)) = rest.split_once(',') else {
         return Err(ImageError::DataUriInvalid(
@@ -137,7 +137,11 @@ pub fn decode_data_uri(uri: &str, max_bytes: u64) -> Result<Vec<u8>, ImageError>
 /// assessor send `/var/run/secrets/...` or `../../etc/shadow` to a model.
 /// Symlinks are followed and then checked, so a ConfigMap's `..data` links
 /// (which stay inside the mount) work and a link pointing out does not.
-pub fn read_local(base: &Path, relative: &Path, max_bytes: u64) -> Result<Vec<u8>, ImageError> {
+pub(crate) fn read_local(
+    base: &Path,
+    relative: &Path,
+    max_bytes: u64,
+) -> Result<Vec<u8>, ImageError> {
     if relative.is_absolute()
         || relative
             .components()
@@ -214,7 +218,7 @@ pub fn read_local(base: &Path, relative: &Path, max_bytes: u64) -> Result<Vec<u8
 }
 
 /// The media type of `bytes` when they are an image a vision server takes.
-pub fn sniff(bytes: &[u8]) -> Result<&'static str, ImageError> {
+pub(crate) fn sniff(bytes: &[u8]) -> Result<&'static str, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::NotAnImage("the image is empty".into()));
     }

@@ -9,31 +9,31 @@ use serde_json::{Value, json};
 use shortlist_shared::retry::RetryPolicy;
 
 use super::error::ImageError;
-use crate::backend::chat_http::{CallError, ChatHttp};
+use crate::chat_http::{CallError, ChatHttp};
 use crate::verdict::excerpt;
 
 /// Longest caption kept, in characters: enough for a detailed description,
 /// bounded so eight photos cannot crowd the listing out of the judge's prompt.
 const MAX_CAPTION_CHARS: usize = 1200;
 
-pub struct VisionClient {
-    pub http: ChatHttp,
-    pub model: String,
-    pub prompt: String,
-    pub max_tokens: u32,
-    pub policy: RetryPolicy,
-    pub timeout: Duration,
+pub(crate) struct VisionClient {
+    pub(crate) http: ChatHttp,
+    pub(crate) model: String,
+    pub(crate) prompt: String,
+    pub(crate) max_tokens: u32,
+    pub(crate) policy: RetryPolicy,
+    pub(crate) timeout: Duration,
 }
 
 /// A caption and the tokens it cost.
-pub struct Captioned {
-    pub caption: String,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+pub(crate) struct Captioned {
+    pub(crate) caption: String,
+    pub(crate) prompt_tokens: u64,
+    pub(crate) completion_tokens: u64,
 }
 
 impl VisionClient {
-    pub fn request_body(&self, media_type: &str, bytes: &[u8]) -> Value {
+    pub(crate) fn request_body(&self, media_type: &str, bytes: &[u8]) -> Value {
         let data_uri = format!(
             "data:{media_type};base64,{}",
             base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -52,7 +52,11 @@ impl VisionClient {
         })
     }
 
-    pub async fn caption(&self, media_type: &str, bytes: &[u8]) -> Result<Captioned, ImageError> {
+    pub(crate) async fn caption(
+        &self,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Captioned, ImageError> {
         let body = self.request_body(media_type, bytes);
         let logic = |e: &CallError| e.retry_decision();
         let (outcome, _attempts) = self.policy.run(&logic, || self.http.call(&body)).await;

@@ -25,9 +25,9 @@
 //! All failures are reported, not just the first, so the user sees every
 //! reason a listing was dropped.
 
-pub mod price;
+pub(crate) mod price;
 
-pub use price::{PriceRange, UnknownPrice, parse_price};
+pub(crate) use price::{PriceRange, parse_price};
 
 use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
@@ -47,7 +47,7 @@ const SNIPPET_CHARS: usize = 60;
 /// Why a rule set was refused. Every message starts with the source name
 /// (`ASSESSOR_RULES`, `config.json: ASSESSOR_RULES`) and names the field.
 #[derive(Debug, thiserror::Error)]
-pub enum RulesError {
+pub(crate) enum RulesError {
     #[error("{source_name}: is not valid JSON at line {line}, column {column}: {message}")]
     NotJson {
         source_name: String,
@@ -107,7 +107,7 @@ struct Pattern {
 
 /// A compiled rule set. The default is empty: nothing is checked.
 #[derive(Debug, Clone, Default)]
-pub struct Rules {
+pub(crate) struct Rules {
     price_min: Option<f64>,
     price_max: Option<f64>,
     require: Vec<Pattern>,
@@ -117,7 +117,7 @@ pub struct Rules {
 
 /// What the rules decided about one profile.
 #[derive(Debug, Clone, PartialEq)]
-pub enum RulesOutcome {
+pub(crate) enum RulesOutcome {
     /// At least one rule failed; `rules` lists the rule names that failed
     /// (e.g. `price.max`, `forbid[0]`), `reasons` the human sentences, in
     /// the same order.
@@ -134,7 +134,7 @@ impl Rules {
     /// Parses and compiles a rule set. `source` names where it came from
     /// (e.g. "ASSESSOR_RULES" or "config.json: ASSESSOR_RULES") and starts
     /// every error message.
-    pub fn parse(json: &str, source: &str) -> Result<Rules, RulesError> {
+    pub(crate) fn parse(json: &str, source: &str) -> Result<Rules, RulesError> {
         let value: Value = serde_json::from_str(json).map_err(|e| RulesError::NotJson {
             source_name: source.to_string(),
             line: e.line(),
@@ -190,7 +190,8 @@ impl Rules {
     }
 
     /// True when there is nothing to check.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.price_min.is_none()
             && self.price_max.is_none()
             && self.require.is_empty()
@@ -200,7 +201,7 @@ impl Rules {
 
     /// Evaluates the rules against a profile, in the order price, location,
     /// forbid, require, collecting every failure. Pure, no I/O.
-    pub fn evaluate(&self, profile: &Profile) -> RulesOutcome {
+    pub(crate) fn evaluate(&self, profile: &Profile) -> RulesOutcome {
         let mut failures = Failures::default();
         let mut notes = Vec::new();
         self.check_price(profile, &mut failures, &mut notes);

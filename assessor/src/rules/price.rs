@@ -38,7 +38,7 @@ use regex::Regex;
 
 /// What a listing's price string commits to.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum PriceRange {
+pub(crate) enum PriceRange {
     /// Between `low` and `high` inclusive; `None` is an open bound. At least
     /// one bound is present, and `low <= high` when both are.
     Interval { low: Option<f64>, high: Option<f64> },
@@ -48,7 +48,7 @@ pub enum PriceRange {
 
 /// Why a price string reads as [`PriceRange::Unknown`], for notes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnknownPrice {
+pub(crate) enum UnknownPrice {
     /// Nothing but whitespace.
     Empty,
     /// No figure: "POA", "Price on application", "TBC".
@@ -65,7 +65,8 @@ pub enum UnknownPrice {
 
 impl PriceRange {
     /// A single known amount.
-    pub fn exact(amount: f64) -> PriceRange {
+    #[cfg(test)]
+    pub(crate) fn exact(amount: f64) -> PriceRange {
         PriceRange::Interval {
             low: Some(amount),
             high: Some(amount),
@@ -73,7 +74,7 @@ impl PriceRange {
     }
 
     /// The lowest amount the listing allows; `None` when open or unknown.
-    pub fn low(&self) -> Option<f64> {
+    pub(crate) fn low(&self) -> Option<f64> {
         match self {
             PriceRange::Interval { low, .. } => *low,
             PriceRange::Unknown(_) => None,
@@ -81,7 +82,7 @@ impl PriceRange {
     }
 
     /// The highest amount the listing allows; `None` when open or unknown.
-    pub fn high(&self) -> Option<f64> {
+    pub(crate) fn high(&self) -> Option<f64> {
         match self {
             PriceRange::Interval { high, .. } => *high,
             PriceRange::Unknown(_) => None,
@@ -89,7 +90,8 @@ impl PriceRange {
     }
 
     /// Whether the string said something usable.
-    pub fn is_known(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_known(&self) -> bool {
         matches!(self, PriceRange::Interval { .. })
     }
 }
@@ -255,7 +257,7 @@ struct Figure {
 
 /// Reads a listing's price string. Never panics; anything it is not sure
 /// of is [`PriceRange::Unknown`].
-pub fn parse_price(raw: &str) -> PriceRange {
+pub(crate) fn parse_price(raw: &str) -> PriceRange {
     match parse(raw) {
         Ok(range) => range,
         Err(why) => PriceRange::Unknown(why),

@@ -1,4 +1,4 @@
-//! The `openai` backend: any OpenAI-compatible chat-completions server
+//! The `openai` judge: any OpenAI-compatible chat-completions server
 //! (OpenAI, vLLM, Ollama `/v1`, llama.cpp's server, llama-cpp-python, LM
 //! Studio).
 //!
@@ -24,15 +24,53 @@ use regex::Regex;
 use serde_json::Value;
 use shortlist_shared::BackendInfo;
 
-use super::chat_http::{CallError, ChatHttp};
+use shortlist_shared::retry::{RetryDecision, RetryPolicy};
+use shortlist_shared::secret::Secret;
+
 use super::reply::interpret;
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
-use crate::config::{ConfigError, Settings, StructuredOutput};
+use crate::chat_http::{CallError, ChatHttp};
+use crate::setting::SettingError;
 use crate::verdict::{excerpt, reply_schema};
-use shortlist_shared::retry::{RetryDecision, RetryPolicy};
 
 /// The longest backoff between two attempts.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+/// The openai judge's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// The server's base URL, validated, without its trailing slash.
+    pub(crate) base_url: String,
+    pub(crate) api_key: Option<Secret>,
+    pub(crate) model: String,
+    pub(crate) connect_timeout: Duration,
+    /// Time limit of one request.
+    pub(crate) timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) retry_base_delay: Duration,
+    /// Time limit of the whole judgement, retries included.
+    pub(crate) deadline: Duration,
+    pub(crate) temperature: f32,
+    pub(crate) max_tokens: u32,
+    pub(crate) seed: Option<i64>,
+    pub(crate) structured_output: StructuredOutput,
+    /// Regex mode: plain-text replies, accept iff the whole reply matches.
+    pub(crate) positive_regex: Option<Regex>,
+}
+
+/// How the `openai` judge asks for a structured reply; `auto` starts with
+/// the strictest and falls back when a server refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum StructuredOutput {
+    /// json_schema, then json_object with the schema, then instructions only.
+    Auto,
+    /// `response_format: {"type": "json_schema", ...}` (strict).
+    JsonSchema,
+    /// `response_format: {"type": "json_object", "schema": ...}`.
+    JsonObject,
+    /// No `response_format`; the schema is in the instructions only.
+    None,
+}
 
 /// How a request asks for structure, from strictest to loosest. Stored as a
 /// `u8` in an atomic so a downgrade is remembered across requests.
@@ -70,7 +108,7 @@ impl Mode {
     }
 }
 
-pub struct OpenAiJudge {
+pub(crate) struct OpenAiJudge {
     http: ChatHttp,
     model: String,
     temperature: f32,
@@ -86,14 +124,14 @@ pub struct OpenAiJudge {
 }
 
 impl OpenAiJudge {
-    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+    pub(crate) fn new(settings: &Settings) -> Result<Self, SettingError> {
         let http = ChatHttp::new(
             &settings.base_url,
             settings.api_key.as_ref(),
             settings.connect_timeout,
             settings.timeout,
         )
-        .map_err(|message| ConfigError::Invalid {
+        .map_err(|message| SettingError::Invalid {
             variable: "LLM_BASE_URL",
             value: settings.base_url.clone(),
             message,
@@ -108,7 +146,7 @@ impl OpenAiJudge {
         };
         Ok(OpenAiJudge {
             http,
-            model: settings.model.clone().unwrap_or_default(),
+            model: settings.model.clone(),
             temperature: settings.temperature,
             max_tokens: settings.max_tokens,
             seed: settings.seed,
@@ -324,6 +362,10 @@ impl Judge for OpenAiJudge {
             kind: "openai".into(),
             model: Some(self.model.clone()),
         }
+    }
+
+    fn timing_key(&self) -> &'static str {
+        "llm"
     }
 
     fn judge<'a>(&'a self, request: &'a JudgeRequest<'a>) -> JudgeFuture<'a> {

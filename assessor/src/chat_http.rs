@@ -1,5 +1,5 @@
 //! The HTTP side of talking to an OpenAI-compatible chat-completions server,
-//! shared by the judge ([`super::openai`]) and the captions stage: one
+//! shared by the `openai` judge and the captions stage: one
 //! async-openai client per server over our own reqwest client and transport.
 //!
 //! The transport is a tower service of ours (connect and request timeouts;
@@ -27,15 +27,15 @@ use crate::verdict::excerpt;
 /// A non-2xx answer, as our transport reports it through async-openai.
 #[derive(Debug, thiserror::Error)]
 #[error("HTTP {status}: {body}")]
-pub struct HttpStatusError {
-    pub status: u16,
-    pub retry_after: Option<Duration>,
-    pub body: String,
+pub(crate) struct HttpStatusError {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) body: String,
 }
 
 /// One failed request, classified.
 #[derive(Debug)]
-pub enum CallError {
+pub(crate) enum CallError {
     Status(HttpStatusError),
     Timeout,
     Connect(String),
@@ -47,7 +47,7 @@ pub enum CallError {
 impl CallError {
     /// Retry as the official clients do: 408, 409, 429, 5xx and connection
     /// problems, honouring `Retry-After`; everything else is final.
-    pub fn retry_decision(&self) -> RetryDecision {
+    pub(crate) fn retry_decision(&self) -> RetryDecision {
         match self {
             CallError::Status(e) => match e.status {
                 408 | 409 | 429 | 500..=599 => RetryDecision::Retry {
@@ -63,7 +63,7 @@ impl CallError {
     }
 
     /// A one-line description naming the endpoint.
-    pub fn describe(&self, endpoint: &str) -> String {
+    pub(crate) fn describe(&self, endpoint: &str) -> String {
         match self {
             CallError::Status(e) => {
                 format!("{endpoint}: HTTP {}: {}", e.status, excerpt(e.body.trim()))
@@ -79,48 +79,48 @@ impl CallError {
 
 /// The parts of a chat completion we read; lenient, because servers differ.
 #[derive(Debug, Deserialize)]
-pub struct ChatResponse {
+pub(crate) struct ChatResponse {
     #[serde(default)]
-    pub choices: Vec<Choice>,
+    pub(crate) choices: Vec<Choice>,
     #[serde(default)]
-    pub usage: Option<WireUsage>,
+    pub(crate) usage: Option<WireUsage>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Choice {
+pub(crate) struct Choice {
     #[serde(default)]
-    pub message: Option<WireMessage>,
+    pub(crate) message: Option<WireMessage>,
     #[serde(default)]
-    pub finish_reason: Option<String>,
+    pub(crate) finish_reason: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct WireMessage {
+pub(crate) struct WireMessage {
     #[serde(default)]
-    pub content: Option<String>,
+    pub(crate) content: Option<String>,
     #[serde(default)]
-    pub refusal: Option<String>,
+    pub(crate) refusal: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct WireUsage {
+pub(crate) struct WireUsage {
     #[serde(default)]
-    pub prompt_tokens: u64,
+    pub(crate) prompt_tokens: u64,
     #[serde(default)]
-    pub completion_tokens: u64,
+    pub(crate) completion_tokens: u64,
 }
 
 /// One server: its client and its endpoint as shown in messages.
-pub struct ChatHttp {
+pub(crate) struct ChatHttp {
     client: Client<OpenAIConfig>,
     /// `{base}/chat/completions` without credentials, for messages.
-    pub endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl ChatHttp {
     /// A client for `base_url` (already validated as http(s)). Fails only
     /// when reqwest cannot build a client (e.g. no TLS roots).
-    pub fn new(
+    pub(crate) fn new(
         base_url: &str,
         api_key: Option<&Secret>,
         connect_timeout: Duration,
@@ -155,7 +155,7 @@ impl ChatHttp {
     }
 
     /// One chat-completions request, classified.
-    pub async fn call(&self, body: &Value) -> Result<ChatResponse, CallError> {
+    pub(crate) async fn call(&self, body: &Value) -> Result<ChatResponse, CallError> {
         self.client
             .chat()
             .create_byot::<&Value, ChatResponse>(body)
@@ -220,7 +220,7 @@ fn classify(error: OpenAIError) -> CallError {
 }
 
 /// `{base}/chat/completions` with any userinfo removed.
-pub fn display_endpoint(base_url: &str) -> String {
+pub(crate) fn display_endpoint(base_url: &str) -> String {
     match reqwest::Url::parse(base_url) {
         Ok(mut url) => {
             let _ = url.set_username("");

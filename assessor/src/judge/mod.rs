@@ -1,8 +1,11 @@
-//! The judge stage: one trait, one implementation per backend. A backend gets
-//! the profile and the prompt already framed ([`crate::prompt`]) and returns
-//! a [`Decision`] or a [`JudgeError`] whose `kind` goes into the result, plus
-//! the [`JudgeStats`] it accumulated either way (attempts and tokens are
-//! recorded for failures too: they cost money).
+//! The judge: the last stage, asked once the rules pass. One trait
+//! ([`Judge`]), one implementation per kind (`LLM_BACKEND`: openai, llama,
+//! command, fixed), each with its own settings in [`JudgeSettings`]. A judge
+//! gets the profile and the prompt already framed ([`crate::prompt`]) and
+//! returns a [`Decision`] or a [`JudgeError`] whose `kind` goes into the
+//! result, plus the [`JudgeStats`] it accumulated either way (attempts and
+//! tokens are recorded for failures too: they cost money). The result file
+//! calls the judge its `backend`, as the contract always has.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,53 +13,90 @@ use std::time::Duration;
 
 use shortlist_shared::{BackendInfo, DecidedBy, Profile, Usage, Verdict};
 
-use crate::config::{BackendKind, Settings};
 use crate::prompt::{Prompt, PromptBuilder};
+use crate::setting::SettingError;
 
-pub mod cache;
-pub mod chat_http;
-pub mod command;
-pub mod fixed;
+pub(crate) mod cache;
+pub(crate) mod command;
+pub(crate) mod fixed;
 #[cfg(feature = "llama")]
-pub mod llama;
-pub mod openai;
-pub mod reply;
+pub(crate) mod llama;
+pub(crate) mod openai;
+pub(crate) mod reply;
 
-/// What a backend judges.
-#[derive(Debug)]
-pub struct JudgeRequest<'a> {
-    pub profile: &'a Profile,
-    pub profile_value: &'a serde_json::Value,
-    pub prompt: &'a Prompt,
-    /// What built the prompt, for a backend that must rebuild it smaller
-    /// (an in-process model with a fixed context).
-    pub builder: &'a PromptBuilder,
-    pub criteria: Option<&'a str>,
-    /// Captions of the profile's photos (successful ones, in order), already
-    /// inside `prompt`; kept for a backend that rebuilds it.
-    pub captions: &'a [String],
+/// Which judge decides once the rules pass, with its settings: only what
+/// that judge needs, validated at start-up, so a judge cannot be configured
+/// half-way (a command judge always has a program).
+#[derive(Debug, Clone)]
+pub(crate) enum JudgeSettings {
+    /// Any OpenAI-compatible chat-completions server.
+    Openai(openai::Settings),
+    /// A GGUF model run in-process by llama.cpp.
+    #[cfg(feature = "llama")]
+    Llama(llama::Settings),
+    /// An external program: JSON on stdin, verdict JSON on stdout.
+    Command(command::Settings),
+    /// Always the same verdict: for wiring tests of a deployment.
+    Fixed(Verdict),
 }
 
-/// A backend's decision.
+/// Builds the judge the settings ask for, behind the response cache when
+/// one is configured.
+pub(crate) fn build(
+    settings: &JudgeSettings,
+    response_cache: Option<&cache::Settings>,
+) -> Result<Box<dyn Judge>, SettingError> {
+    let judge: Box<dyn Judge> = match settings {
+        JudgeSettings::Fixed(verdict) => Box::new(fixed::FixedJudge::new(*verdict)),
+        JudgeSettings::Command(settings) => Box::new(command::CommandJudge::new(settings.clone())),
+        JudgeSettings::Openai(settings) => Box::new(openai::OpenAiJudge::new(settings)?),
+        #[cfg(feature = "llama")]
+        JudgeSettings::Llama(settings) => Box::new(llama::LlamaJudge::new(settings)?),
+    };
+    Ok(match response_cache {
+        Some(cache) => Box::new(cache::CachedJudge::new(judge, cache)),
+        None => judge,
+    })
+}
+
+/// What a judge judges.
+#[derive(Debug)]
+pub(crate) struct JudgeRequest<'a> {
+    /// Only the in-process model reads it (to rebuild the prompt).
+    #[cfg_attr(not(feature = "llama"), allow(dead_code))]
+    pub(crate) profile: &'a Profile,
+    pub(crate) profile_value: &'a serde_json::Value,
+    pub(crate) prompt: &'a Prompt,
+    /// What built the prompt, for a judge that must rebuild it smaller
+    /// (an in-process model with a fixed context).
+    #[cfg_attr(not(feature = "llama"), allow(dead_code))]
+    pub(crate) builder: &'a PromptBuilder,
+    pub(crate) criteria: Option<&'a str>,
+    /// Captions of the profile's photos (successful ones, in order), already
+    /// inside `prompt`; kept for a judge that rebuilds it.
+    pub(crate) captions: &'a [String],
+}
+
+/// A judge's decision.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Decision {
-    pub verdict: Verdict,
-    pub score: Option<f64>,
-    pub reasons: Vec<String>,
-    pub decided_by: DecidedBy,
+pub(crate) struct Decision {
+    pub(crate) verdict: Verdict,
+    pub(crate) score: Option<f64>,
+    pub(crate) reasons: Vec<String>,
+    pub(crate) decided_by: DecidedBy,
 }
 
 /// What a judgement cost, whatever its outcome.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct JudgeStats {
+pub(crate) struct JudgeStats {
     /// Requests made (HTTP requests, command runs, generations), retries and repair included.
-    pub attempts: u32,
-    /// Tokens, when the backend reports them.
-    pub usage: Option<Usage>,
-    /// Stage timings a backend measures itself (model load, ...), added to `timings_ms`.
-    pub timings: Vec<(&'static str, u64)>,
-    /// The decision came from the response cache; no backend was asked.
-    pub cached: bool,
+    pub(crate) attempts: u32,
+    /// Tokens, when the judge reports them.
+    pub(crate) usage: Option<Usage>,
+    /// Stage timings a judge measures itself (model load, ...), added to `timings_ms`.
+    pub(crate) timings: Vec<(&'static str, u64)>,
+    /// The decision came from the response cache; no judge was asked.
+    pub(crate) cached: bool,
     /// Time spent evaluating prompts and generating, for the speeds in `usage`.
     prompt_ms: f64,
     generation_ms: f64,
@@ -65,7 +105,7 @@ pub struct JudgeStats {
 }
 
 impl JudgeStats {
-    pub fn add_usage(&mut self, prompt_tokens: u64, completion_tokens: u64) {
+    pub(crate) fn add_usage(&mut self, prompt_tokens: u64, completion_tokens: u64) {
         let usage = self.usage.get_or_insert_with(Usage::default);
         usage.prompt_tokens += prompt_tokens;
         usage.completion_tokens += completion_tokens;
@@ -73,7 +113,8 @@ impl JudgeStats {
 
     /// Records prompt-evaluation and generation work (in-process backends)
     /// and keeps `usage`'s tokens-per-second figures up to date.
-    pub fn add_speed(
+    #[cfg_attr(not(feature = "llama"), allow(dead_code))]
+    pub(crate) fn add_speed(
         &mut self,
         prompt_tokens: u64,
         prompt_ms: f64,
@@ -103,7 +144,7 @@ impl JudgeStats {
 /// Why a judgement failed. `kind()` is the result's `error.kind`; messages
 /// name the URL or command involved, never a secret.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum JudgeError {
+pub(crate) enum JudgeError {
     #[error("{url}: the server is unavailable: {detail}")]
     Unavailable { url: String, detail: String },
     #[error("{url}: the server refused the request with HTTP {status}: {detail}")]
@@ -124,14 +165,17 @@ pub enum JudgeError {
     Refused { detail: String },
     #[error("command {command:?} failed: {detail}")]
     CommandFailed { command: String, detail: String },
+    /// Only the in-process model loads a model (and has a fixed context).
     #[error("the model cannot be used: {detail}")]
+    #[cfg_attr(not(feature = "llama"), allow(dead_code))]
     ModelUnavailable { detail: String },
     #[error("the prompt does not fit the model's context: {detail}")]
+    #[cfg_attr(not(feature = "llama"), allow(dead_code))]
     ContextOverflow { detail: String },
 }
 
 impl JudgeError {
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             JudgeError::Unavailable { .. } => "backend_unavailable",
             JudgeError::Rejected { .. } => "backend_rejected",
@@ -148,65 +192,15 @@ impl JudgeError {
 }
 
 /// A boxed judge future (the trait is used as `dyn Judge`).
-pub type JudgeFuture<'a> =
+pub(crate) type JudgeFuture<'a> =
     Pin<Box<dyn Future<Output = (Result<Decision, JudgeError>, JudgeStats)> + Send + 'a>>;
 
-/// A judge backend.
-pub trait Judge: Send + Sync {
-    /// The backend named in the result.
+/// A judge.
+pub(crate) trait Judge: Send + Sync {
+    /// The judge named in the result's `backend` field.
     fn info(&self) -> BackendInfo;
+    /// The result's `timings_ms` key for the time this judge took.
+    fn timing_key(&self) -> &'static str;
     /// Judges one profile.
     fn judge<'a>(&'a self, request: &'a JudgeRequest<'a>) -> JudgeFuture<'a>;
-}
-
-/// Builds the backend the settings ask for.
-pub fn from_settings(settings: &Settings) -> Result<Box<dyn Judge>, crate::config::ConfigError> {
-    Ok(match settings.backend {
-        BackendKind::Fixed => Box::new(fixed::FixedJudge::new(settings.fixed_verdict)),
-        BackendKind::Command => Box::new(command::CommandJudge::from_settings(settings)),
-        BackendKind::Openai => Box::new(openai::OpenAiJudge::from_settings(settings)?),
-        #[cfg(feature = "llama")]
-        BackendKind::Llama => Box::new(llama::LlamaJudge::from_settings(settings)?),
-    })
-}
-
-/// The backend, behind the response cache when `CACHE_DIR` is set and
-/// `LLM_RESPONSE_CACHE` is on (the fixed backend is never cached: it costs
-/// nothing).
-pub fn with_cache(settings: &Settings, judge: Box<dyn Judge>) -> Box<dyn Judge> {
-    match (
-        &settings.cache_dir,
-        settings.response_cache,
-        settings.backend,
-    ) {
-        (Some(dir), true, kind) if kind != BackendKind::Fixed => Box::new(cache::CachedJudge::new(
-            judge,
-            dir,
-            cache_fingerprint(settings),
-        )),
-        _ => judge,
-    }
-}
-
-/// Every setting that changes a reply for the same messages.
-fn cache_fingerprint(settings: &Settings) -> String {
-    let model_file = settings
-        .model_path
-        .as_ref()
-        .and_then(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len());
-    serde_json::json!({
-        "backend": settings.backend.as_str(),
-        "model": settings.backend_model(),
-        "model_file_bytes": model_file,
-        "base_url": settings.base_url,
-        "temperature": settings.temperature,
-        "max_tokens": settings.max_tokens,
-        "seed": settings.seed,
-        "structured_output": format!("{:?}", settings.structured_output),
-        "positive_regex": settings.positive_regex.as_ref().map(|r| r.as_str().to_string()),
-        "command": settings.command,
-        "reply_schema": crate::verdict::reply_schema(),
-    })
-    .to_string()
 }

@@ -1,4 +1,4 @@
-//! The `command` backend: an external program judges. It receives one JSON
+//! The `command` judge: an external program judges. It receives one JSON
 //! document on stdin — `{"profile", "system", "user", "criteria", "captions"}`, the same
 //! framed prompt a model would get — and prints a verdict on stdout:
 //! `{"verdict": "accept"|"reject", "score"?: 0..1, "reasons"?: [..]}`.
@@ -14,12 +14,18 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
-use crate::config::Settings;
 use crate::verdict::excerpt;
 
-pub struct CommandJudge {
-    argv: Vec<String>,
-    timeout: Duration,
+/// The command judge's settings (`ASSESSOR_COMMAND`, `COMMAND_TIMEOUT`).
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) program: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) timeout: Duration,
+}
+
+pub(crate) struct CommandJudge {
+    settings: Settings,
 }
 
 /// What the program must print.
@@ -34,15 +40,13 @@ struct CommandReply {
 }
 
 impl CommandJudge {
-    pub fn from_settings(settings: &Settings) -> Self {
-        CommandJudge {
-            argv: settings.command.clone().unwrap_or_default(),
-            timeout: settings.command_timeout,
-        }
+    pub(crate) fn new(settings: Settings) -> Self {
+        CommandJudge { settings }
     }
 
+    /// The command line as a shell would spell it, for messages.
     fn display(&self) -> String {
-        shell_words::join(&self.argv)
+        shell_words::join(std::iter::once(&self.settings.program).chain(&self.settings.args))
     }
 
     async fn run(&self, request: &JudgeRequest<'_>) -> Result<Decision, JudgeError> {
@@ -50,10 +54,6 @@ impl CommandJudge {
             command: self.display(),
             detail,
         };
-        let (program, args) = self
-            .argv
-            .split_first()
-            .ok_or_else(|| failed("no program configured (ASSESSOR_COMMAND)".into()))?;
         let input = serde_json::to_vec(&json!({
             "profile": request.profile_value,
             "system": request.prompt.system,
@@ -63,15 +63,17 @@ impl CommandJudge {
         }))
         .map_err(|e| failed(format!("cannot encode its input: {e}")))?;
 
-        let mut child = Command::new(program)
-            .args(args)
+        let mut child = Command::new(&self.settings.program)
+            .args(&self.settings.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| failed(format!("cannot start: {e}")))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let Some(mut stdin) = child.stdin.take() else {
+            return Err(failed("its stdin is not a pipe".into()));
+        };
         // Write concurrently with reading, so a program that answers before
         // reading all of a large profile cannot deadlock us.
         let writer = tokio::spawn(async move {
@@ -79,16 +81,17 @@ impl CommandJudge {
             let _ = stdin.write_all(&input).await;
             let _ = stdin.shutdown().await;
         });
-        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(Ok(output)) => output,
-            Ok(Err(e)) => return Err(failed(format!("cannot wait for it: {e}"))),
-            Err(_) => {
-                return Err(JudgeError::Timeout {
-                    what: format!("command {:?} (COMMAND_TIMEOUT)", self.display()),
-                    after: self.timeout,
-                });
-            }
-        };
+        let output =
+            match tokio::time::timeout(self.settings.timeout, child.wait_with_output()).await {
+                Ok(Ok(output)) => output,
+                Ok(Err(e)) => return Err(failed(format!("cannot wait for it: {e}"))),
+                Err(_) => {
+                    return Err(JudgeError::Timeout {
+                        what: format!("command {:?} (COMMAND_TIMEOUT)", self.display()),
+                        after: self.settings.timeout,
+                    });
+                }
+            };
         writer.abort();
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -132,8 +135,12 @@ impl Judge for CommandJudge {
     fn info(&self) -> BackendInfo {
         BackendInfo {
             kind: "command".into(),
-            model: self.argv.first().cloned(),
+            model: Some(self.settings.program.clone()),
         }
+    }
+
+    fn timing_key(&self) -> &'static str {
+        "command"
     }
 
     fn judge<'a>(&'a self, request: &'a JudgeRequest<'a>) -> JudgeFuture<'a> {

@@ -11,7 +11,7 @@ use crate::verdict::{excerpt, parse_reply};
 
 /// Why a reply could not be used.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ReplyProblem {
+pub(crate) enum ReplyProblem {
     /// Not a valid verdict.
     Invalid(String),
     /// Cut off at the token limit.
@@ -20,7 +20,7 @@ pub enum ReplyProblem {
 
 impl ReplyProblem {
     /// The user message asking the model to try again.
-    pub fn repair_message(&self) -> String {
+    pub(crate) fn repair_message(&self) -> String {
         let (what, hint) = match self {
             ReplyProblem::Invalid(detail) => (detail.as_str(), ""),
             ReplyProblem::Truncated(detail) => (detail.as_str(), " Keep the reasons short."),
@@ -33,7 +33,7 @@ impl ReplyProblem {
     }
 
     /// The error once the repair did not help either.
-    pub fn into_error(self) -> JudgeError {
+    pub(crate) fn into_error(self) -> JudgeError {
         match self {
             ReplyProblem::Invalid(detail) => JudgeError::ReplyInvalid { detail },
             ReplyProblem::Truncated(detail) => JudgeError::ReplyTruncated { detail },
@@ -43,7 +43,7 @@ impl ReplyProblem {
 
 /// Turns a reply into a decision, or says what is wrong with it.
 /// `truncated` is set when generation stopped at `max_tokens`.
-pub fn interpret(
+pub(crate) fn interpret(
     content: &str,
     truncated: bool,
     max_tokens: u32,

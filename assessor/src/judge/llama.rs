@@ -1,4 +1,4 @@
-//! The `llama` backend: a GGUF model run in-process through llama.cpp
+//! The `llama` judge: a GGUF model run in-process through llama.cpp
 //! (`llama-cpp-2`), so a pod needs no LLM server, as the original Shortlist
 //! assessor loaded its model in-process.
 //!
@@ -33,38 +33,53 @@ use shortlist_shared::BackendInfo;
 
 use super::reply::{ReplyProblem, interpret};
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
-use crate::config::{ConfigError, Settings};
 use crate::prompt::Prompt;
+use crate::setting::SettingError;
 use crate::verdict::reply_schema;
 
 /// The demo model's file name, looked up in `CACHE_DIR` when no model is named.
-pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub(crate) const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// Memory a context and its buffers need beyond the weights, for the
 /// start-up "does it fit" check (a 2k context of a small model is far less;
 /// this errs on the side of refusing early rather than being OOM-killed late).
 const CONTEXT_OVERHEAD_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The llama judge's settings; the model file was found and checked at start-up.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) model: ModelFile,
+    /// CPU threads for prompt evaluation and generation.
+    pub(crate) threads: usize,
+    /// Context size in tokens (prompt + reply).
+    pub(crate) context_size: u32,
+    pub(crate) max_tokens: u32,
+    pub(crate) temperature: f32,
+    pub(crate) seed: Option<i64>,
+    /// Regex mode: plain-text replies, accept iff the whole reply matches.
+    pub(crate) positive_regex: Option<Regex>,
+}
+
 /// What was checked at start-up.
 #[derive(Debug, Clone)]
-pub struct ModelFile {
-    pub path: PathBuf,
-    pub size: u64,
+pub(crate) struct ModelFile {
+    pub(crate) path: PathBuf,
+    pub(crate) size: u64,
 }
 
 /// Finds and checks the model file: `LLM_MODEL_PATH`, else `LLM_MODEL` (or
 /// the demo model's name) inside `CACHE_DIR` or `CACHE_DIR/models`.
-pub fn locate_model(
+pub(crate) fn locate_model(
     model_path: Option<&Path>,
     model_name: Option<&str>,
     cache_dir: Option<&Path>,
-) -> Result<ModelFile, ConfigError> {
+) -> Result<ModelFile, SettingError> {
     let path = match model_path {
         Some(path) => path.to_path_buf(),
         None => {
             let name = model_name.unwrap_or(DEFAULT_MODEL_FILE);
             let Some(cache) = cache_dir else {
-                return Err(ConfigError::Missing {
+                return Err(SettingError::Missing {
                     variable: "LLM_MODEL_PATH",
                     why: "for LLM_BACKEND=llama (a .gguf file), or set CACHE_DIR to a directory holding LLM_MODEL; scripts/fetch-model.sh fetches the demo model",
                 });
@@ -73,7 +88,7 @@ pub fn locate_model(
             match candidates.iter().find(|p| p.is_file()) {
                 Some(found) => found.clone(),
                 None => {
-                    return Err(ConfigError::Invalid {
+                    return Err(SettingError::Invalid {
                         variable: "LLM_MODEL",
                         value: name.to_string(),
                         message: format!(
@@ -86,7 +101,7 @@ pub fn locate_model(
             }
         }
     };
-    let invalid = |message: String| ConfigError::Invalid {
+    let invalid = |message: String| SettingError::Invalid {
         variable: "LLM_MODEL_PATH",
         value: path.display().to_string(),
         message,
@@ -184,7 +199,7 @@ struct Generated {
     generation_ms: f64,
 }
 
-pub struct LlamaJudge {
+pub(crate) struct LlamaJudge {
     file: ModelFile,
     model_name: String,
     settings: Generation,
@@ -197,15 +212,11 @@ pub struct LlamaJudge {
 }
 
 impl LlamaJudge {
-    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
-        let file = locate_model(
-            settings.model_path.as_deref(),
-            settings.model.as_deref(),
-            settings.cache_dir.as_deref(),
-        )?;
+    pub(crate) fn new(settings: &Settings) -> Result<Self, SettingError> {
+        let file = settings.model.clone();
         let grammar = match settings.positive_regex {
             Some(_) => None,
-            None => Some(verdict_grammar().map_err(|message| ConfigError::Invalid {
+            None => Some(verdict_grammar().map_err(|message| SettingError::Invalid {
                 variable: "LLM_BACKEND",
                 value: "llama".into(),
                 message,
@@ -514,6 +525,10 @@ impl Judge for LlamaJudge {
             kind: "llama".into(),
             model: Some(self.model_name.clone()),
         }
+    }
+
+    fn timing_key(&self) -> &'static str {
+        "llm"
     }
 
     fn judge<'a>(&'a self, request: &'a JudgeRequest<'a>) -> JudgeFuture<'a> {

@@ -9,7 +9,7 @@
 //! Like the captions cache it never fails an assessment: unreadable entries
 //! are misses and unwritable ones warnings.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,6 +17,7 @@ use shortlist_shared::BackendInfo;
 
 use super::{Decision, Judge, JudgeFuture, JudgeRequest, JudgeStats};
 use crate::cache_entry::EntryStore;
+use crate::hex::hex;
 
 const CACHE_VERSION: &str = "shortlist.response/v1";
 
@@ -25,8 +26,18 @@ struct Entry {
     decision: Decision,
 }
 
+/// The response cache's settings: where, and what else goes into every key.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// `CACHE_DIR`; entries go to its `responses/` directory.
+    pub(crate) cache_dir: PathBuf,
+    /// Every setting that changes a reply for the same messages (kind,
+    /// model, sampling, structured output, reply schema), as one string.
+    pub(crate) fingerprint: String,
+}
+
 /// A judge with a response cache in front of it.
-pub struct CachedJudge {
+pub(crate) struct CachedJudge {
     inner: Box<dyn Judge>,
     store: EntryStore,
     /// The settings part of every key (backend, model, sampling, schema).
@@ -34,11 +45,15 @@ pub struct CachedJudge {
 }
 
 impl CachedJudge {
-    pub fn new(inner: Box<dyn Judge>, cache_dir: &Path, fingerprint: String) -> Self {
+    pub(crate) fn new(inner: Box<dyn Judge>, settings: &Settings) -> Self {
         CachedJudge {
             inner,
-            store: EntryStore::new(cache_dir.join("responses"), CACHE_VERSION, "response"),
-            fingerprint,
+            store: EntryStore::new(
+                settings.cache_dir.join("responses"),
+                CACHE_VERSION,
+                "response",
+            ),
+            fingerprint: settings.fingerprint.clone(),
         }
     }
 
@@ -54,13 +69,17 @@ impl CachedJudge {
             .chain_update([0])
             .chain_update(normalise(&request.prompt.user).as_bytes())
             .finalize();
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&digest)
     }
 }
 
 impl Judge for CachedJudge {
     fn info(&self) -> BackendInfo {
         self.inner.info()
+    }
+
+    fn timing_key(&self) -> &'static str {
+        self.inner.timing_key()
     }
 
     fn judge<'a>(&'a self, request: &'a JudgeRequest<'a>) -> JudgeFuture<'a> {

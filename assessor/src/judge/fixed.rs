@@ -1,4 +1,4 @@
-//! The `fixed` backend: always the same verdict, no I/O. What the original
+//! The `fixed` judge: always the same verdict, no I/O. What the original
 //! "optimistic" dummy assessor did; used to test a deployment's wiring (relay,
 //! notifier, Job completion) without a model.
 
@@ -6,12 +6,12 @@ use shortlist_shared::{BackendInfo, DecidedBy, Verdict};
 
 use super::{Decision, Judge, JudgeFuture, JudgeRequest, JudgeStats};
 
-pub struct FixedJudge {
+pub(crate) struct FixedJudge {
     verdict: Verdict,
 }
 
 impl FixedJudge {
-    pub fn new(verdict: Verdict) -> Self {
+    pub(crate) fn new(verdict: Verdict) -> Self {
         FixedJudge { verdict }
     }
 }
@@ -22,6 +22,10 @@ impl Judge for FixedJudge {
             kind: "fixed".into(),
             model: Some(self.verdict.as_str().into()),
         }
+    }
+
+    fn timing_key(&self) -> &'static str {
+        "fixed"
     }
 
     fn judge<'a>(&'a self, _request: &'a JudgeRequest<'a>) -> JudgeFuture<'a> {

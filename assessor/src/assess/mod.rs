@@ -1,0 +1,398 @@
+//! Assessing one profile: a sequence of stages, rules → captions → judge,
+//! each of which either decides or lets the next one go on. Every outcome
+//! after start-up is a result (`status: "error"` with a specific
+//! `error.kind` when no verdict was reached) and an exit code ([`Exit`]).
+//! Where the profile comes from and where the result goes is the caller's
+//! business (one file, or a batch).
+
+mod draft;
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::Value;
+use shortlist_shared::profile::stable_id;
+use shortlist_shared::{AssessmentResult, DecidedBy, Profile, ProfileError, Verdict};
+
+use self::draft::{Draft, Ending};
+use crate::caption::error::is_transient_kind;
+use crate::caption::{self, Captioner};
+use crate::exit::Exit;
+use crate::judge::{self, Judge, JudgeRequest, JudgeSettings};
+use crate::prompt::PromptBuilder;
+use crate::rules::{Rules, RulesOutcome};
+use crate::setting::SettingError;
+
+/// The settings of every stage.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) rules: Rules,
+    /// The captions stage, when on.
+    pub(crate) captions: Option<caption::Settings>,
+    pub(crate) prompt: PromptBuilder,
+    pub(crate) judge: JudgeSettings,
+    pub(crate) response_cache: Option<judge::cache::Settings>,
+}
+
+/// What a stage found: the assessment is decided (the stages after it are
+/// skipped), or the next stage goes on with what this one produced.
+enum Step<T> {
+    GoOn(T),
+    Decided(Ending),
+}
+
+/// Everything that does not change from one profile to the next: the
+/// rules, the captioner, the prompt framing and the judge.
+pub(crate) struct Assessor {
+    rules: Rules,
+    captioner: Option<Captioner>,
+    prompt: PromptBuilder,
+    judge: Box<dyn Judge>,
+}
+
+impl Assessor {
+    /// Builds every stage (HTTP clients, the judge) from validated settings.
+    pub(crate) fn new(settings: Settings) -> Result<Self, SettingError> {
+        let judge = judge::build(&settings.judge, settings.response_cache.as_ref())?;
+        let captioner = settings.captions.as_ref().map(Captioner::new).transpose()?;
+        Ok(Assessor {
+            rules: settings.rules,
+            captioner,
+            prompt: settings.prompt,
+            judge,
+        })
+    }
+
+    /// Assesses one profile as read (or not) from its source; local images
+    /// are relative to `profile_dir`. Never fails: every outcome is a result
+    /// and an exit code.
+    pub(crate) async fn assess(
+        &self,
+        read: Result<(Profile, Value), ProfileError>,
+        profile_dir: &Path,
+    ) -> (AssessmentResult, Exit) {
+        let mut draft = Draft::new(self.judge.info(), Instant::now());
+        let (profile, profile_value) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(kind = error.kind(), error = %error, "the profile cannot be assessed");
+                let ending = Ending::Failed {
+                    kind: error.kind().to_string(),
+                    message: error.to_string(),
+                    exit: Exit::InvalidProfile,
+                };
+                return draft.finish(None, ending);
+            }
+        };
+        let id = stable_id(&profile_value);
+        tracing::debug!(%id, "profile read");
+        let ending = self
+            .stages(&profile, &profile_value, &id, profile_dir, &mut draft)
+            .await;
+        draft.finish(Some(profile_value), ending)
+    }
+
+    /// Rules → captions → judge, until one decides (the judge always does).
+    async fn stages(
+        &self,
+        profile: &Profile,
+        profile_value: &Value,
+        id: &str,
+        profile_dir: &Path,
+        draft: &mut Draft,
+    ) -> Ending {
+        let notes = match self.rules_stage(profile, id, draft) {
+            Step::GoOn(notes) => notes,
+            Step::Decided(ending) => return ending,
+        };
+        let captions = match self.captions_stage(profile, id, profile_dir, draft).await {
+            Step::GoOn(captions) => captions,
+            Step::Decided(ending) => return ending,
+        };
+        self.judge_stage(profile, profile_value, id, notes, &captions, draft)
+            .await
+    }
+
+    /// The rules: a reject decides; a pass goes on with its notes.
+    fn rules_stage(&self, profile: &Profile, id: &str, draft: &mut Draft) -> Step<Vec<String>> {
+        let started = Instant::now();
+        let outcome = self.rules.evaluate(profile);
+        draft.time("rules", started);
+        match outcome {
+            RulesOutcome::Reject { rules, reasons } => {
+                tracing::info!(%id, ?rules, "rejected by rules; no backend asked");
+                Step::Decided(Ending::Decided {
+                    verdict: Verdict::Reject,
+                    score: None,
+                    reasons,
+                    decided_by: DecidedBy::Rules,
+                })
+            }
+            RulesOutcome::Pass { notes } => Step::GoOn(notes),
+        }
+    }
+
+    /// The captions, when the stage is on: a failure decides only under
+    /// `CAPTION_REQUIRED`; otherwise the judge goes on with the captions
+    /// that worked.
+    async fn captions_stage(
+        &self,
+        profile: &Profile,
+        id: &str,
+        profile_dir: &Path,
+        draft: &mut Draft,
+    ) -> Step<Vec<String>> {
+        let Some(captioner) = &self.captioner else {
+            return Step::GoOn(Vec::new());
+        };
+        let started = Instant::now();
+        let outcome = captioner.run(profile.images(), profile_dir).await;
+        draft.time("captions", started);
+        draft.add_usage(outcome.usage);
+        let captions = outcome.captions();
+        let failures: Vec<String> = outcome
+            .failures()
+            .filter_map(|r| {
+                let error = r.error.as_ref()?;
+                Some(format!("{} ({}: {})", r.image, error.kind, error.message))
+            })
+            .collect();
+        tracing::info!(
+            %id,
+            images = outcome.records.len(),
+            captioned = captions.len(),
+            failed = failures.len(),
+            "captions stage done"
+        );
+        let transient = outcome
+            .failures()
+            .filter_map(|r| r.error.as_ref())
+            .any(|e| is_transient_kind(&e.kind));
+        draft.captions = Some(outcome.records);
+        if captioner.required && !failures.is_empty() {
+            let message = format!(
+                "{} of the profile's images could not be captioned and CAPTION_REQUIRED=true: {}",
+                failures.len(),
+                failures.join("; ")
+            );
+            tracing::error!(%id, "{message}");
+            return Step::Decided(Ending::Failed {
+                kind: "captions_failed".into(),
+                message,
+                // Only a failure that a retry could fix is worth the Job's retries.
+                exit: if transient {
+                    Exit::BackendFailed
+                } else {
+                    Exit::InvalidProfile
+                },
+            });
+        }
+        Step::GoOn(captions)
+    }
+
+    /// The judge: always decides, with a verdict or an error.
+    async fn judge_stage(
+        &self,
+        profile: &Profile,
+        profile_value: &Value,
+        id: &str,
+        notes: Vec<String>,
+        captions: &[String],
+        draft: &mut Draft,
+    ) -> Ending {
+        let prompt = self.prompt.build(profile, captions);
+        let request = JudgeRequest {
+            profile,
+            profile_value,
+            prompt: &prompt,
+            builder: &self.prompt,
+            criteria: self.prompt.criteria.as_deref(),
+            captions,
+        };
+        let started = Instant::now();
+        let (outcome, stats) = self.judge.judge(&request).await;
+        draft.time(self.judge.timing_key(), started);
+        for (stage, ms) in &stats.timings {
+            draft.timing(stage, *ms);
+        }
+        draft.attempts = stats.attempts;
+        draft.cached = Some(stats.cached);
+        draft.add_usage(stats.usage);
+
+        match outcome {
+            Ok(decision) => {
+                let mut reasons = decision.reasons;
+                reasons.extend(notes.into_iter().map(|n| format!("rules: {n}")));
+                reasons.extend(prompt.truncation_note);
+                tracing::info!(
+                    %id,
+                    verdict = decision.verdict.as_str(),
+                    attempts = stats.attempts,
+                    "assessed"
+                );
+                Ending::Decided {
+                    verdict: decision.verdict,
+                    score: decision.score,
+                    reasons,
+                    decided_by: decision.decided_by,
+                }
+            }
+            Err(error) => {
+                tracing::error!(%id, kind = error.kind(), error = %error, attempts = stats.attempts, "the backend failed");
+                Ending::Failed {
+                    kind: error.kind().to_string(),
+                    message: error.to_string(),
+                    exit: Exit::BackendFailed,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use serde_json::json;
+    use shortlist_shared::{BackendInfo, Status};
+
+    use super::*;
+    use crate::judge::{Decision, JudgeError, JudgeFuture, JudgeStats};
+    use crate::prompt::ReplyStyle;
+
+    /// A judge that answers with a canned outcome and counts its calls.
+    struct StubJudge {
+        outcome: Result<Decision, JudgeError>,
+        calls: Arc<AtomicU32>,
+    }
+
+    impl Judge for StubJudge {
+        fn info(&self) -> BackendInfo {
+            BackendInfo {
+                kind: "stub".into(),
+                model: Some("canned".into()),
+            }
+        }
+
+        fn timing_key(&self) -> &'static str {
+            "stub"
+        }
+
+        fn judge<'a>(&'a self, _request: &'a JudgeRequest<'a>) -> JudgeFuture<'a> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let outcome = self.outcome.clone();
+            Box::pin(async move {
+                let mut stats = JudgeStats::default();
+                stats.attempts = 2;
+                (outcome, stats)
+            })
+        }
+    }
+
+    /// An assessor whose rules forbid auctions, with a stub judge; and the
+    /// judge's call counter.
+    fn assessor(outcome: Result<Decision, JudgeError>) -> (Assessor, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let assessor = Assessor {
+            rules: Rules::parse(r#"{"forbid": ["\\bauction\\b"]}"#, "test rules").unwrap(),
+            captioner: None,
+            prompt: PromptBuilder {
+                criteria: Some("Two bedrooms.".into()),
+                instructions: None,
+                style: ReplyStyle::Json,
+                max_text_chars: 20_000,
+                nonce_seed: Some(1),
+            },
+            judge: Box::new(StubJudge {
+                outcome,
+                calls: Arc::clone(&calls),
+            }),
+        };
+        (assessor, calls)
+    }
+
+    fn read(text: &str) -> Result<(Profile, Value), ProfileError> {
+        let value = json!({"id": "p1", "text": text});
+        Profile::from_slice(&serde_json::to_vec(&value).unwrap(), "p1.json")
+    }
+
+    fn accept() -> Result<Decision, JudgeError> {
+        Ok(Decision {
+            verdict: Verdict::Accept,
+            score: Some(0.9),
+            reasons: vec!["two bedrooms".into()],
+            decided_by: DecidedBy::Llm,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_rules_decide_without_asking_the_judge() {
+        let (assessor, calls) = assessor(accept());
+        let (result, exit) = assessor
+            .assess(read("A flat, for sale by auction."), Path::new("."))
+            .await;
+        assert_eq!(exit, Exit::Assessed);
+        assert_eq!(result.verdict, Some(Verdict::Reject));
+        assert_eq!(result.decided_by, Some(DecidedBy::Rules));
+        assert_eq!(result.status, Some(Status::Ok));
+        assert_eq!(result.attempts, Some(0));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "the judge was asked");
+        let timings = result.timings_ms.unwrap();
+        assert!(timings.contains_key("rules") && !timings.contains_key("stub"));
+    }
+
+    #[tokio::test]
+    async fn the_judge_decides_when_the_rules_pass() {
+        let (assessor, calls) = assessor(accept());
+        let (result, exit) = assessor
+            .assess(read("A two-bedroom flat."), Path::new("."))
+            .await;
+        assert_eq!(exit, Exit::Assessed);
+        assert_eq!(result.verdict, Some(Verdict::Accept));
+        assert_eq!(result.score, Some(0.9));
+        assert_eq!(result.decided_by, Some(DecidedBy::Llm));
+        assert_eq!(result.reasons, Some(vec!["two bedrooms".to_string()]));
+        assert_eq!(result.attempts, Some(2));
+        assert_eq!(result.cached, Some(false));
+        assert_eq!(result.id.as_deref(), Some("p1"));
+        assert_eq!(result.backend.unwrap().kind, "stub");
+        assert!(result.timings_ms.unwrap().contains_key("stub"));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_judge_error_is_an_error_result_and_exit_4() {
+        let (assessor, _calls) = assessor(Err(JudgeError::Unavailable {
+            url: "http://judge.invalid/v1/chat/completions".into(),
+            detail: "connection refused".into(),
+        }));
+        let (result, exit) = assessor
+            .assess(read("A two-bedroom flat."), Path::new("."))
+            .await;
+        assert_eq!(exit, Exit::BackendFailed);
+        assert_eq!(result.status, Some(Status::Error));
+        assert_eq!(result.verdict, None);
+        let error = result.error.flatten().unwrap();
+        assert_eq!(error.kind, "backend_unavailable");
+        assert!(error.message.contains("connection refused"), "{error:?}");
+        assert_eq!(
+            result.attempts,
+            Some(2),
+            "attempts are recorded for failures too"
+        );
+        assert!(result.profile.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_profile_is_an_error_result_and_exit_3() {
+        let (assessor, calls) = assessor(accept());
+        let read = Profile::from_slice(b"[]", "bad.json");
+        let (result, exit) = assessor.assess(read, Path::new(".")).await;
+        assert_eq!(exit, Exit::InvalidProfile);
+        assert_eq!(result.status, Some(Status::Error));
+        assert_eq!(result.error.flatten().unwrap().kind, "profile_invalid");
+        assert!(result.profile.is_none() && result.id.is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+}

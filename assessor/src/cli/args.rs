@@ -1,0 +1,541 @@
+//! The command line: one clap `Args` struct per component, flattened into
+//! [`Cli`] under its own `--help` heading. Every flag has an environment
+//! variable (a pod is configured through its env section) and may be a key
+//! of the `CONFIG_PATH` file. These types only parse; [`super`] validates
+//! them and maps them into each component's settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+use shortlist_shared::Verdict;
+use shortlist_shared::duration::parse_duration;
+use shortlist_shared::logging::LogFormat;
+
+use crate::judge::openai::StructuredOutput;
+
+/// Which judge decides once the rules pass (`LLM_BACKEND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum JudgeKind {
+    /// Any OpenAI-compatible chat-completions server (OpenAI, vLLM, Ollama, llama.cpp, LM Studio).
+    Openai,
+    /// Always the same verdict (`FIXED_VERDICT`): for wiring tests of a deployment.
+    Fixed,
+    /// An external program: JSON on stdin, verdict JSON on stdout.
+    Command,
+    /// A GGUF model run in-process by llama.cpp (LLM_MODEL_PATH): no server needed.
+    #[cfg(feature = "llama")]
+    Llama,
+}
+
+impl Default for JudgeKind {
+    /// The embedded model when this build has it, else a server.
+    fn default() -> Self {
+        #[cfg(feature = "llama")]
+        return JudgeKind::Llama;
+        #[cfg(not(feature = "llama"))]
+        return JudgeKind::Openai;
+    }
+}
+
+impl std::fmt::Display for JudgeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl JudgeKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            JudgeKind::Openai => "openai",
+            JudgeKind::Fixed => "fixed",
+            JudgeKind::Command => "command",
+            #[cfg(feature = "llama")]
+            JudgeKind::Llama => "llama",
+        }
+    }
+}
+
+/// What the assessor does with PROFILE_PATH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RunMode {
+    /// One profile, one result (RESULT_PATH).
+    Assess,
+    /// Every profile of a directory or JSONL file, results into RESULT_DIR.
+    Batch,
+    /// Score RESULT_DIR's verdicts against EVAL_LABELS (after a batch when PROFILE_PATH is given).
+    Eval,
+}
+
+/// Whether and how the profile's images are captioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CaptionKind {
+    /// No captions stage.
+    None,
+    /// An OpenAI-compatible server with a vision model.
+    Openai,
+}
+
+/// The fixed backend's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FixedVerdict {
+    Accept,
+    Reject,
+}
+
+impl From<FixedVerdict> for Verdict {
+    fn from(v: FixedVerdict) -> Verdict {
+        match v {
+            FixedVerdict::Accept => Verdict::Accept,
+            FixedVerdict::Reject => Verdict::Reject,
+        }
+    }
+}
+
+/// Reads one listing (a profile), judges it, and writes one verdict file.
+///
+/// Every flag can also be set through the environment variable shown in
+/// brackets, or as a key of the JSON file given by CONFIG_PATH.
+#[derive(Debug, Parser)]
+#[command(name = "assessor", version, about, long_about = None, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// `batch` judges every profile of a directory or JSONL file (automatic when PROFILE_PATH is one).
+    #[arg(env = "ASSESSOR_MODE", value_enum, value_name = "MODE")]
+    pub(crate) mode: Option<RunMode>,
+
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+
+    #[command(flatten)]
+    pub(crate) batch: BatchArgs,
+
+    #[command(flatten)]
+    pub(crate) eval: EvalArgs,
+
+    #[command(flatten)]
+    pub(crate) rules: RulesArgs,
+
+    #[command(flatten)]
+    pub(crate) prompt: PromptArgs,
+
+    #[command(flatten)]
+    pub(crate) judge: JudgeArgs,
+
+    #[command(flatten)]
+    pub(crate) llama: LlamaArgs,
+
+    #[command(flatten)]
+    pub(crate) command: CommandArgs,
+
+    #[command(flatten)]
+    pub(crate) captions: CaptionArgs,
+}
+
+/// Where the profile comes from, where the result goes, and the process's own settings.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Input and output")]
+pub(crate) struct InputArgs {
+    /// The profile to judge (JSON: text, images, metadata); `-` reads stdin; a directory
+    /// of *.json or a .jsonl file runs a batch.
+    #[arg(long = "profile", env = "PROFILE_PATH", value_name = "PATH")]
+    pub(crate) profile_path: Option<PathBuf>,
+
+    /// Where to write the result; unset or `-` prints it on stdout.
+    #[arg(long = "result", env = "RESULT_PATH", value_name = "PATH")]
+    pub(crate) result_path: Option<PathBuf>,
+
+    /// A JSON file holding any of these settings, keyed by environment variable name.
+    #[arg(long = "config", env = "CONFIG_PATH", value_name = "PATH")]
+    pub(crate) config_path: Option<PathBuf>,
+
+    /// A writable directory for caches (models, captions) used by later stages.
+    #[arg(long = "cache-dir", env = "CACHE_DIR", value_name = "DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+
+    /// Log format; json by default when stdout is not a terminal. RUST_LOG sets the filter.
+    #[arg(long = "log-format", env = "LOG_FORMAT", value_parser = parse_log_format, value_name = "json|plain")]
+    pub(crate) log_format: Option<LogFormat>,
+}
+
+/// Batch mode: many profiles, one result file each.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Batch")]
+pub(crate) struct BatchArgs {
+    /// Batch: the directory results are written to, one `<id>.json` per profile.
+    #[arg(long = "result-dir", env = "RESULT_DIR", value_name = "DIR")]
+    pub(crate) result_dir: Option<PathBuf>,
+
+    /// Batch: also append every result as one line to this JSONL file.
+    #[arg(long = "results-jsonl", env = "RESULTS_JSONL", value_name = "PATH")]
+    pub(crate) results_jsonl: Option<PathBuf>,
+
+    /// Batch: profiles assessed at once; default 1 for llama, 4 for command, 16 for openai.
+    #[arg(long = "jobs", short = 'j', env = "ASSESSOR_JOBS", value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
+    pub(crate) jobs: Option<u32>,
+
+    /// Batch: judge only this share of the input, INDEX/COUNT (0-based), e.g. 0/3.
+    #[arg(long = "shard", env = "ASSESSOR_SHARD", value_name = "I/N")]
+    pub(crate) shard: Option<String>,
+
+    /// Batch: the number of shards when the index comes from JOB_COMPLETION_INDEX (an Indexed Job's completions).
+    #[arg(long = "shard-count", env = "ASSESSOR_SHARD_COUNT", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub(crate) shard_count: Option<u32>,
+
+    /// Batch: this shard's index; Kubernetes sets it in Indexed Jobs.
+    #[arg(long = "shard-index", env = "JOB_COMPLETION_INDEX", value_name = "I")]
+    pub(crate) shard_index: Option<u32>,
+
+    /// Batch: judge profiles again even when their result exists and is ok.
+    #[arg(long = "force", env = "ASSESSOR_FORCE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) force: bool,
+
+    /// Prices per 1000 tokens as PROMPT,COMPLETION (e.g. 0.00015,0.0006), for a batch's cost estimate.
+    #[arg(long = "price-per-1k", env = "LLM_PRICE_PER_1K", value_parser = parse_prices, value_name = "PROMPT,COMPLETION")]
+    pub(crate) prices: Option<(f64, f64)>,
+}
+
+/// Eval: scoring results against labels.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Eval")]
+pub(crate) struct EvalArgs {
+    /// Eval: the labels, a JSON object of profile id (or result file stem) → "accept" | "reject".
+    #[arg(long = "labels", env = "EVAL_LABELS", value_name = "PATH")]
+    pub(crate) labels: Option<PathBuf>,
+
+    /// Eval: a second results directory to compare with RESULT_DIR on the same labels.
+    #[arg(long = "against", env = "EVAL_AGAINST", value_name = "DIR")]
+    pub(crate) against: Option<PathBuf>,
+
+    /// Eval: also write the report as JSON to this file.
+    #[arg(long = "report", env = "EVAL_REPORT", value_name = "PATH")]
+    pub(crate) report: Option<PathBuf>,
+}
+
+/// The deterministic rules, checked before anything is asked.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Rules")]
+pub(crate) struct RulesArgs {
+    /// Deterministic rules as JSON, or @PATH of a JSON file: {"price":{"min":..,"max":..},
+    /// "require":[regex..], "forbid":[regex..], "location":[regex..]}.
+    #[arg(long = "rules", env = "ASSESSOR_RULES", value_name = "JSON")]
+    pub(crate) rules: Option<String>,
+}
+
+/// What the judge is told: the brief and the framing of the listing.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Prompt")]
+pub(crate) struct PromptArgs {
+    /// The house hunter's brief in plain words (goes in the system message).
+    #[arg(long = "criteria", env = "ASSESSOR_CRITERIA", value_name = "TEXT")]
+    pub(crate) criteria: Option<String>,
+
+    /// A file holding the brief, when it is too long for an environment variable.
+    #[arg(
+        long = "criteria-file",
+        env = "ASSESSOR_CRITERIA_FILE",
+        value_name = "PATH"
+    )]
+    pub(crate) criteria_file: Option<PathBuf>,
+
+    /// Replaces the opening instructions of the system message (original Shortlist setting).
+    #[arg(long = "system-prompt", env = "LLM_SYSTEM_PROMPT", value_name = "TEXT")]
+    pub(crate) system_prompt: Option<String>,
+
+    /// Regex mode: the reply is plain text and the verdict is accept iff the whole
+    /// (trimmed) reply matches this regex (original Shortlist setting).
+    #[arg(
+        long = "positive-regex",
+        env = "LLM_POSITIVE_RESPONSE_REGEX",
+        value_name = "REGEX"
+    )]
+    pub(crate) positive_regex: Option<String>,
+
+    /// Longest listing text sent to the model, in characters; longer text is cut with a note in `reasons`.
+    #[arg(long = "max-text-chars", env = "LLM_MAX_TEXT_CHARS", default_value = "20000", value_parser = clap::value_parser!(u32).range(100..), value_name = "N")]
+    pub(crate) max_text_chars: u32,
+}
+
+/// Which judge decides, and how the LLM judges (openai, llama) are asked.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Judge")]
+pub(crate) struct JudgeArgs {
+    /// The judge used when the rules pass.
+    #[arg(
+        long = "backend",
+        env = "LLM_BACKEND",
+        value_enum,
+        default_value_t = JudgeKind::default()
+    )]
+    pub(crate) backend: JudgeKind,
+
+    /// Base URL of the OpenAI-compatible server (requests go to {base}/chat/completions).
+    #[arg(
+        long = "base-url",
+        env = "LLM_BASE_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
+    pub(crate) base_url: String,
+
+    /// The model name the server knows (required for openai); for llama, a
+    /// .gguf file name looked up in CACHE_DIR.
+    #[arg(long = "model", env = "LLM_MODEL")]
+    pub(crate) model: Option<String>,
+
+    /// API key sent as a Bearer token; OPENAI_API_KEY is used when unset.
+    #[arg(
+        long = "api-key",
+        env = "LLM_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) api_key: Option<String>,
+
+    /// A file holding the API key (e.g. a mounted Secret); read once at start-up.
+    #[arg(long = "api-key-file", env = "LLM_API_KEY_FILE", value_name = "PATH")]
+    pub(crate) api_key_file: Option<PathBuf>,
+
+    /// Fallback API key, as the official OpenAI clients read it.
+    #[arg(
+        long = "openai-api-key",
+        env = "OPENAI_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) openai_api_key: Option<String>,
+
+    /// Time limit of one request to the LLM server.
+    #[arg(long = "timeout", env = "LLM_TIMEOUT", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub(crate) timeout: Duration,
+
+    /// Time limit for connecting to the LLM server.
+    #[arg(long = "connect-timeout", env = "LLM_CONNECT_TIMEOUT", value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub(crate) connect_timeout: Duration,
+
+    /// Requests per assessment at most, retries included (1-20).
+    #[arg(long = "max-attempts", env = "LLM_MAX_ATTEMPTS", default_value = "4", value_parser = clap::value_parser!(u32).range(1..=20), value_name = "N")]
+    pub(crate) max_attempts: u32,
+
+    /// Overall time limit of the judge stage, retries and waits included.
+    #[arg(long = "deadline", env = "LLM_DEADLINE", value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub(crate) deadline: Duration,
+
+    /// First retry delay; doubles each retry (full jitter, capped at 30s).
+    #[arg(long = "retry-base-delay", env = "LLM_RETRY_BASE_DELAY", value_parser = parse_duration, default_value = "500ms", value_name = "DURATION")]
+    pub(crate) retry_base_delay: Duration,
+
+    /// Sampling temperature; 0 makes verdicts repeatable.
+    #[arg(long = "temperature", env = "LLM_TEMPERATURE", default_value = "0", value_parser = parse_temperature, value_name = "T")]
+    pub(crate) temperature: f32,
+
+    /// Most tokens the model may generate per reply.
+    #[arg(long = "max-tokens", env = "LLM_MAX_TOKENS", default_value = "300", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub(crate) max_tokens: u32,
+
+    /// Sampling seed, for servers that honour it.
+    #[arg(long = "seed", env = "LLM_SEED", value_name = "N")]
+    pub(crate) seed: Option<i64>,
+
+    /// How to ask for a structured reply.
+    #[arg(
+        long = "structured-output",
+        env = "LLM_STRUCTURED_OUTPUT",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub(crate) structured_output: StructuredOutput,
+
+    /// Reuse a judge's decision for an identical request from CACHE_DIR/responses (needs CACHE_DIR).
+    #[arg(long = "response-cache", env = "LLM_RESPONSE_CACHE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "true", value_name = "BOOL")]
+    pub(crate) response_cache: bool,
+}
+
+/// The in-process model (LLM_BACKEND=llama).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Llama judge")]
+pub(crate) struct LlamaArgs {
+    /// The GGUF model file for the llama backend.
+    #[arg(long = "model-path", env = "LLM_MODEL_PATH", value_name = "PATH")]
+    pub(crate) model_path: Option<PathBuf>,
+
+    /// CPU threads for the llama backend; default: the cores this process may use (cgroup-aware).
+    #[arg(long = "threads", env = "LLM_THREADS", value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
+    pub(crate) threads: Option<u32>,
+
+    /// Context size in tokens for the llama backend (prompt + reply).
+    #[arg(long = "context-size", env = "LLM_CONTEXT_SIZE", default_value = "2048", value_parser = clap::value_parser!(u32).range(256..=131072), value_name = "N")]
+    pub(crate) context_size: u32,
+}
+
+/// The command judge (LLM_BACKEND=command) and the fixed one (LLM_BACKEND=fixed).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Command and fixed judges")]
+pub(crate) struct CommandArgs {
+    /// The command backend's program and arguments (split like a shell would, no shell run).
+    #[arg(long = "command", env = "ASSESSOR_COMMAND", value_name = "COMMAND")]
+    pub(crate) command: Option<String>,
+
+    /// Time limit of the command backend's program.
+    #[arg(long = "command-timeout", env = "COMMAND_TIMEOUT", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub(crate) command_timeout: Duration,
+
+    /// The fixed backend's verdict.
+    #[arg(
+        long = "fixed-verdict",
+        env = "FIXED_VERDICT",
+        value_enum,
+        default_value = "accept"
+    )]
+    pub(crate) fixed_verdict: FixedVerdict,
+}
+
+/// The captions stage: photos described by a vision model before judging.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Captions")]
+pub(crate) struct CaptionArgs {
+    /// Caption the profile's images with a vision model before judging (`openai`), or not (`none`).
+    #[arg(
+        long = "caption-backend",
+        env = "CAPTION_BACKEND",
+        value_enum,
+        default_value = "none"
+    )]
+    pub(crate) caption_backend: CaptionKind,
+
+    /// The vision server's base URL; default: LLM_BASE_URL.
+    #[arg(
+        long = "caption-base-url",
+        env = "CAPTION_BASE_URL",
+        value_name = "URL"
+    )]
+    pub(crate) caption_base_url: Option<String>,
+
+    /// The vision model; default: LLM_MODEL when LLM_BACKEND=openai.
+    #[arg(long = "caption-model", env = "CAPTION_MODEL", value_name = "NAME")]
+    pub(crate) caption_model: Option<String>,
+
+    /// API key for the vision server; default: the judge's key, only when the server is the judge's.
+    #[arg(
+        long = "caption-api-key",
+        env = "CAPTION_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) caption_api_key: Option<String>,
+
+    /// A file holding the vision server's API key.
+    #[arg(
+        long = "caption-api-key-file",
+        env = "CAPTION_API_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub(crate) caption_api_key_file: Option<PathBuf>,
+
+    /// The instruction sent with each image; the default asks what a buyer cares about.
+    #[arg(long = "caption-prompt", env = "CAPTION_PROMPT", value_name = "TEXT")]
+    pub(crate) caption_prompt: Option<String>,
+
+    /// Most tokens per caption.
+    #[arg(long = "caption-max-tokens", env = "CAPTION_MAX_TOKENS", default_value = "200", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub(crate) caption_max_tokens: u32,
+
+    /// Time limit of one vision request (retries follow LLM_MAX_ATTEMPTS).
+    #[arg(long = "caption-timeout", env = "CAPTION_TIMEOUT", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
+    pub(crate) caption_timeout: Duration,
+
+    /// Images captioned at once.
+    #[arg(long = "caption-concurrency", env = "CAPTION_CONCURRENCY", default_value = "8", value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
+    pub(crate) caption_concurrency: u32,
+
+    /// Images captioned per profile; the rest are recorded as too_many_images.
+    #[arg(long = "caption-max-images", env = "CAPTION_MAX_IMAGES", default_value = "8", value_parser = clap::value_parser!(u32).range(0..=256), value_name = "N")]
+    pub(crate) caption_max_images: u32,
+
+    /// Largest image accepted (10MiB, 512KiB, or bytes).
+    #[arg(long = "caption-max-image-bytes", env = "CAPTION_MAX_IMAGE_BYTES", default_value = "10MiB", value_parser = shortlist_shared::size::parse_size, value_name = "SIZE")]
+    pub(crate) caption_max_image_bytes: u64,
+
+    /// Time limit of one image fetch, redirects and body included.
+    #[arg(long = "caption-fetch-timeout", env = "CAPTION_FETCH_TIMEOUT", value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub(crate) caption_fetch_timeout: Duration,
+
+    /// Redirects followed per image fetch; each hop is checked again.
+    #[arg(long = "caption-max-redirects", env = "CAPTION_MAX_REDIRECTS", default_value = "3", value_parser = clap::value_parser!(u32).range(0..=20), value_name = "N")]
+    pub(crate) caption_max_redirects: u32,
+
+    /// Also fetch plain http:// image URLs.
+    #[arg(long = "caption-allow-http", env = "CAPTION_ALLOW_HTTP", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", value_name = "BOOL")]
+    pub(crate) caption_allow_http: bool,
+
+    /// Fetch images from any address, the pod's own network included (turns the SSRF guard off).
+    #[arg(long = "caption-allow-private", env = "CAPTION_ALLOW_PRIVATE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", value_name = "BOOL")]
+    pub(crate) caption_allow_private: bool,
+
+    /// Exceptions to the SSRF guard: host names, *.suffixes, IPs or CIDRs, comma-separated.
+    #[arg(
+        long = "caption-allow-hosts",
+        env = "CAPTION_ALLOW_HOSTS",
+        value_name = "LIST"
+    )]
+    pub(crate) caption_allow_hosts: Option<String>,
+
+    /// Fail the assessment (exit 4) when any image cannot be captioned.
+    #[arg(long = "caption-required", env = "CAPTION_REQUIRED", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", value_name = "BOOL")]
+    pub(crate) caption_required: bool,
+}
+
+fn parse_temperature(value: &str) -> Result<f32, String> {
+    match value.trim().parse::<f32>() {
+        Ok(t) if (0.0..=2.0).contains(&t) => Ok(t),
+        _ => Err(format!("expected a number from 0 to 2, found {value:?}")),
+    }
+}
+
+fn parse_prices(value: &str) -> Result<(f64, f64), String> {
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| p.is_finite() && *p >= 0.0)
+    };
+    match value.split_once(',') {
+        Some((p, c)) => match (parse(p), parse(c)) {
+            (Some(p), Some(c)) => Ok((p, c)),
+            _ => Err(format!(
+                "expected two prices per 1000 tokens, PROMPT,COMPLETION, found {value:?}"
+            )),
+        },
+        None => match parse(value) {
+            Some(p) => Ok((p, p)),
+            None => Err(format!(
+                "expected a price per 1000 tokens or PROMPT,COMPLETION, found {value:?}"
+            )),
+        },
+    }
+}
+
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    value.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_flag_has_an_env_var() {
+        let command = Cli::command();
+        for arg in command.get_arguments() {
+            if matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            assert!(
+                arg.get_env().is_some(),
+                "--{:?} has no env var",
+                arg.get_long()
+            );
+        }
+        command.debug_assert();
+    }
+}

@@ -1,0 +1,110 @@
+//! What the assessor does with its settings, decided once at start-up:
+//! assess one profile, run a batch, score results (eval), or a batch and
+//! then its score. Each mode ends in an exit code or an error, which `main`
+//! prints.
+
+use std::sync::Arc;
+
+use shortlist_shared::atomic::WriteError;
+
+use crate::assess::{self, Assessor};
+use crate::exit::Exit;
+use crate::output::{print_stderr, print_stdout};
+use crate::setting::SettingError;
+use crate::{batch, eval, single};
+
+/// The mode and its settings.
+#[derive(Debug)]
+pub(crate) enum Mode {
+    /// One profile, one result (RESULT_PATH).
+    Assess {
+        assess: assess::Settings,
+        io: single::Settings,
+    },
+    /// Every profile of a directory or JSONL file, results into RESULT_DIR.
+    Batch {
+        assess: assess::Settings,
+        batch: batch::Settings,
+    },
+    /// Score RESULT_DIR's verdicts against EVAL_LABELS.
+    Eval(eval::Settings),
+    /// A batch, then the score of its results.
+    BatchThenEval {
+        assess: assess::Settings,
+        batch: batch::Settings,
+        eval: eval::Settings,
+    },
+}
+
+impl Mode {
+    /// Whether many profiles are assessed at once (a multi-threaded runtime
+    /// and a progress bar pay off).
+    pub(crate) fn is_batch(&self) -> bool {
+        matches!(self, Mode::Batch { .. } | Mode::BatchThenEval { .. })
+    }
+}
+
+/// Why a mode stopped without its normal outcome.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// A stage could not be built (exit 2).
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// The eval could not read its inputs or write its report (exit 2).
+    #[error(transparent)]
+    Eval(#[from] eval::EvalError),
+    /// The batch had nowhere to write results (exit 5).
+    #[error(transparent)]
+    Batch(#[from] batch::Error),
+    /// The result could not be written; it was printed on stdout (exit 5).
+    #[error(transparent)]
+    ResultUnwritable(#[from] WriteError),
+}
+
+impl Error {
+    pub(crate) fn exit(&self) -> Exit {
+        match self {
+            Error::Setting(_) | Error::Eval(_) => Exit::Usage,
+            Error::Batch(_) | Error::ResultUnwritable(_) => Exit::ResultUnwritable,
+        }
+    }
+}
+
+/// Runs the mode.
+pub(crate) async fn run(mode: Mode) -> Result<Exit, Error> {
+    match mode {
+        Mode::Assess { assess, io } => {
+            let assessor = Assessor::new(assess)?;
+            Ok(single::run(&assessor, &io).await?)
+        }
+        Mode::Batch { assess, batch } => run_batch(assess, &batch).await,
+        Mode::Eval(eval) => run_eval(&eval),
+        Mode::BatchThenEval {
+            assess,
+            batch,
+            eval,
+        } => {
+            let exit = run_batch(assess, &batch).await?;
+            if exit == Exit::ResultUnwritable {
+                return Ok(exit);
+            }
+            run_eval(&eval)?;
+            Ok(exit)
+        }
+    }
+}
+
+/// Runs the batch and prints its summary table on stderr.
+async fn run_batch(assess: assess::Settings, settings: &batch::Settings) -> Result<Exit, Error> {
+    let assessor = Arc::new(Assessor::new(assess)?);
+    let summary = batch::run(assessor, settings).await?;
+    let _ = print_stderr(summary.table().as_bytes());
+    Ok(summary.exit())
+}
+
+/// Scores results against labels and prints the report on stdout.
+fn run_eval(settings: &eval::Settings) -> Result<Exit, Error> {
+    let report = eval::run(settings)?;
+    let _ = print_stdout(eval::markdown(&report).as_bytes());
+    Ok(Exit::Assessed)
+}

@@ -1,0 +1,71 @@
+//! One profile, one result: read PROFILE_PATH (or stdin), assess it, write
+//! RESULT_PATH (or stdout).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use shortlist_shared::atomic::WriteError;
+use shortlist_shared::profile::{MAX_PROFILE_BYTES, source_name};
+use shortlist_shared::{Profile, ProfileError};
+
+use crate::assess::Assessor;
+use crate::exit::Exit;
+use crate::output::{print_stdout, render, write_result};
+
+/// Where the profile comes from and where its result goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// A profile file, or `-` for stdin.
+    pub(crate) profile_path: PathBuf,
+    /// `None` means stdout.
+    pub(crate) result_path: Option<PathBuf>,
+}
+
+/// Assesses the profile and writes its result. A result that cannot be
+/// written is printed on stdout anyway (it then survives in the pod's log)
+/// and is the error: exit 5 wins over every other outcome, since a result
+/// nobody can read is the worst one.
+pub(crate) async fn run(assessor: &Assessor, settings: &Settings) -> Result<Exit, WriteError> {
+    let read = read_profile(&settings.profile_path);
+    let (result, exit) = assessor
+        .assess(read, &profile_dir(&settings.profile_path))
+        .await;
+    match write_result(settings.result_path.as_deref(), &result) {
+        Ok(()) => Ok(exit),
+        Err(error) => {
+            // Best effort: stdout may be what failed.
+            let _ = print_stdout(&render(&result));
+            Err(error)
+        }
+    }
+}
+
+/// The directory local image paths are relative to: the profile file's, or
+/// the working directory for a profile read from stdin.
+fn profile_dir(profile_path: &Path) -> PathBuf {
+    match profile_path.parent() {
+        Some(dir) if profile_path.as_os_str() != "-" && !dir.as_os_str().is_empty() => {
+            dir.to_path_buf()
+        }
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Reads the profile from a file or, for `-`, from stdin.
+fn read_profile(path: &Path) -> Result<(Profile, Value), ProfileError> {
+    if path.as_os_str() != "-" {
+        return Profile::read_file(path);
+    }
+    let name = source_name(path);
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_PROFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| ProfileError::Unreadable {
+            source_name: name.clone(),
+            error,
+        })?;
+    Profile::from_slice(&bytes, &name)
+}
