@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use shortlist_shared::atomic::{Durability, write_atomic_with};
+use shortlist_contract::atomic::{Durability, write_atomic_with};
 
 /// An entry as stored: the version tag beside the cache's own fields.
 #[derive(Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 //! and replies go through its "bring your own types" path: replies from small
 //! servers omit fields its typed response requires.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
@@ -19,7 +19,7 @@ use async_openai::middleware::HttpRequestFactory;
 use serde::Deserialize;
 use serde_json::Value;
 use shortlist_shared::error::error_chain;
-use shortlist_shared::retry::{RetryDecision, parse_retry_after};
+use shortlist_shared::retry::{RetryDecision, retry_after};
 use shortlist_shared::secret::Secret;
 
 use crate::verdict::excerpt;
@@ -190,11 +190,7 @@ async fn send(
     if status.is_success() {
         return Ok(response);
     }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let retry_after = retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
     Err(OpenAIError::Boxed(Box::new(HttpStatusError {
         status: status.as_u16(),

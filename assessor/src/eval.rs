@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use shortlist_shared::{AssessmentResult, DecidedBy, Status, Verdict};
+use shortlist_contract::{AssessmentResult, DecidedBy, Status, Verdict};
 
 /// Validated eval settings.
 #[derive(Debug, Clone)]
@@ -153,7 +153,7 @@ pub(crate) fn read_labels(path: &Path) -> Result<BTreeMap<String, Verdict>, Eval
     let object = value.as_object().ok_or_else(|| {
         invalid(format!(
             "found {}",
-            shortlist_shared::profile::json_type_name(&value)
+            shortlist_contract::profile::json_type_name(&value)
         ))
     })?;
     let mut labels = BTreeMap::new();
@@ -303,7 +303,7 @@ pub(crate) fn run(settings: &Settings) -> Result<Report, EvalError> {
     if let Some(path) = &settings.report {
         let mut bytes = serde_json::to_vec_pretty(&report).expect("a report serialises");
         bytes.push(b'\n');
-        shortlist_shared::atomic::write_atomic(path, &bytes).map_err(|e| {
+        shortlist_contract::atomic::write_atomic(path, &bytes).map_err(|e| {
             EvalError::ReportUnwritable {
                 path: path.clone(),
                 error: e.to_string(),

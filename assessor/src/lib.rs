@@ -17,7 +17,6 @@ mod chat_http;
 mod cli;
 mod eval;
 mod exit;
-mod hex;
 mod judge;
 mod mode;
 mod output;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use shortlist_shared::atomic::WriteError;
+use shortlist_contract::atomic::WriteError;
 
 use crate::assess::{self, Assessor};
 use crate::exit::Exit;

@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use shortlist_shared::AssessmentResult;
-use shortlist_shared::atomic::{WriteError, write_atomic};
+use shortlist_contract::AssessmentResult;
+use shortlist_contract::atomic::{WriteError, write_atomic};
 
 /// The result as written: pretty JSON with a trailing newline.
 pub(crate) fn render(result: &AssessmentResult) -> Vec<u8> {

@@ -10,9 +10,9 @@
 
 use rand::Rng;
 use serde_json::Value;
-use shortlist_shared::Profile;
+use shortlist_contract::Profile;
 
-use crate::hex::hex;
+use shortlist_contract::hex::encode as hex;
 
 /// The datamarking character: rare in listings, one token in most vocabularies.
 pub(crate) const DATAMARK: char = '\u{02C6}';
@@ -202,7 +202,7 @@ fn seeded_nonce(seed: i64, body: &str, attempt: u32) -> String {
 
 fn random_nonce() -> String {
     let bytes: [u8; 8] = rand::rng().random();
-    hex(&bytes)
+    hex(bytes)
 }
 
 /// Cuts `text` to at most `max_chars` characters (on a char boundary), with a

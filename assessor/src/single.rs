@@ -5,9 +5,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use shortlist_shared::atomic::WriteError;
-use shortlist_shared::profile::{MAX_PROFILE_BYTES, source_name};
-use shortlist_shared::{Profile, ProfileError};
+use shortlist_contract::atomic::WriteError;
+use shortlist_contract::profile::{MAX_PROFILE_BYTES, source_name};
+use shortlist_contract::{Profile, ProfileError};
 
 use crate::assess::Assessor;
 use crate::exit::Exit;

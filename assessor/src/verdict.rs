@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shortlist_shared::Verdict;
+use shortlist_contract::Verdict;
 
 /// The schema sent to servers. Strict-mode compatible (OpenAI): every
 /// property required, no additional properties, no numeric bounds (those are

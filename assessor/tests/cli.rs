@@ -170,7 +170,7 @@ async fn profile_from_stdin() {
     assert_eq!(r["profile"], value);
     assert_eq!(
         r["id"].as_str().unwrap(),
-        shortlist_shared::profile::stable_id(&value),
+        shortlist_contract::profile::stable_id(&value),
         "hash id without metadata.id"
     );
     let id = regex::Regex::new(r"^sha256-[0-9a-f]{16}$").unwrap();

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::ErrorKind;
+
 /// Profiles larger than this are refused before parsing: a listing is a few
 /// KiB; 16 MiB leaves room for inline `data:` images without letting a bad
 /// mount exhaust the pod's memory.
@@ -81,12 +83,12 @@ pub enum ProfileError {
 
 impl ProfileError {
     /// The stable `error.kind` written into an error result.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
             ProfileError::Missing { .. }
             | ProfileError::IsDirectory { .. }
-            | ProfileError::Unreadable { .. } => "profile_unreadable",
-            _ => "profile_invalid",
+            | ProfileError::Unreadable { .. } => ErrorKind::ProfileUnreadable,
+            _ => ErrorKind::ProfileInvalid,
         }
     }
 }

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::Value;
-use shortlist_shared::profile::stable_id;
-use shortlist_shared::result::now_rfc3339;
-use shortlist_shared::{
-    AssessmentResult, AssessorInfo, BackendInfo, CaptionRecord, DecidedBy, ErrorInfo,
+use shortlist_contract::profile::stable_id;
+use shortlist_contract::result::now_rfc3339;
+use shortlist_contract::{
+    AssessmentResult, AssessorInfo, BackendInfo, CaptionRecord, DecidedBy, ErrorInfo, ErrorKind,
     RESULT_SCHEMA_ID, Status, Usage, Verdict,
 };
 
@@ -27,7 +27,7 @@ pub(crate) enum Ending {
     },
     /// It could not be decided: an error result and this exit code.
     Failed {
-        kind: String,
+        kind: ErrorKind,
         message: String,
         exit: Exit,
     },

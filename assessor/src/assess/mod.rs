@@ -11,11 +11,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde_json::Value;
-use shortlist_shared::profile::stable_id;
-use shortlist_shared::{AssessmentResult, DecidedBy, Profile, ProfileError, Verdict};
+use shortlist_contract::profile::stable_id;
+use shortlist_contract::{AssessmentResult, DecidedBy, ErrorKind, Profile, ProfileError, Verdict};
 
 use self::draft::{Draft, Ending};
-use crate::caption::error::is_transient_kind;
 use crate::caption::{self, Captioner};
 use crate::exit::Exit;
 use crate::judge::{self, Judge, JudgeRequest, JudgeSettings};
@@ -75,9 +74,9 @@ impl Assessor {
         let (profile, profile_value) = match read {
             Ok(read) => read,
             Err(error) => {
-                tracing::error!(kind = error.kind(), error = %error, "the profile cannot be assessed");
+                tracing::error!(kind = %error.kind(), error = %error, "the profile cannot be assessed");
                 let ending = Ending::Failed {
-                    kind: error.kind().to_string(),
+                    kind: error.kind(),
                     message: error.to_string(),
                     exit: Exit::InvalidProfile,
                 };
@@ -167,7 +166,7 @@ impl Assessor {
         let transient = outcome
             .failures()
             .filter_map(|r| r.error.as_ref())
-            .any(|e| is_transient_kind(&e.kind));
+            .any(|e| e.kind.is_transient());
         draft.captions = Some(outcome.records);
         if captioner.required && !failures.is_empty() {
             let message = format!(
@@ -177,7 +176,7 @@ impl Assessor {
             );
             tracing::error!(%id, "{message}");
             return Step::Decided(Ending::Failed {
-                kind: "captions_failed".into(),
+                kind: ErrorKind::CaptionsFailed,
                 message,
                 // Only a failure that a retry could fix is worth the Job's retries.
                 exit: if transient {
@@ -238,9 +237,9 @@ impl Assessor {
                 }
             }
             Err(error) => {
-                tracing::error!(%id, kind = error.kind(), error = %error, attempts = stats.attempts, "the backend failed");
+                tracing::error!(%id, kind = %error.kind(), error = %error, attempts = stats.attempts, "the backend failed");
                 Ending::Failed {
-                    kind: error.kind().to_string(),
+                    kind: error.kind(),
                     message: error.to_string(),
                     exit: Exit::BackendFailed,
                 }
@@ -255,7 +254,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use serde_json::json;
-    use shortlist_shared::{BackendInfo, Status};
+    use shortlist_contract::{BackendInfo, Status};
 
     use super::*;
     use crate::judge::{Decision, JudgeError, JudgeFuture, JudgeStats};

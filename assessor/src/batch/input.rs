@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use shortlist_shared::profile::{MAX_PROFILE_BYTES, stable_id};
-use shortlist_shared::{Profile, ProfileError};
+use shortlist_contract::profile::{MAX_PROFILE_BYTES, stable_id};
+use shortlist_contract::{Profile, ProfileError};
 use tokio::sync::mpsc;
 
 use super::shard::Shard;

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use shortlist_shared::AssessmentResult;
-use shortlist_shared::Status;
-use shortlist_shared::atomic::{Durability, sync_filesystem, temp_target, write_atomic_with};
+use shortlist_contract::AssessmentResult;
+use shortlist_contract::Status;
+use shortlist_contract::atomic::{Durability, sync_filesystem, temp_target, write_atomic_with};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -338,8 +338,9 @@ pub(crate) fn result_file_name(item: &Item) -> String {
         Some(id) => format!("{}.json", safe_file_stem(id)),
         None => format!(
             "invalid-{}.json",
-            &shortlist_shared::profile::stable_id(&serde_json::Value::String(item.source.clone()))
-                ["sha256-".len()..]
+            &shortlist_contract::profile::stable_id(&serde_json::Value::String(
+                item.source.clone()
+            ))["sha256-".len()..]
         ),
     }
 }
@@ -360,7 +361,7 @@ fn safe_file_stem(id: &str) -> String {
     if clean == id && !id.starts_with('.') && !id.is_empty() && id.len() <= 100 {
         return clean;
     }
-    let hash = shortlist_shared::profile::stable_id(&serde_json::Value::String(id.to_string()));
+    let hash = shortlist_contract::profile::stable_id(&serde_json::Value::String(id.to_string()));
     let head: String = clean.trim_start_matches('.').chars().take(80).collect();
     let digits = hash.strip_prefix("sha256-").unwrap_or(&hash);
     format!("{head}-{}", &digits[..8.min(digits.len())])

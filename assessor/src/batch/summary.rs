@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use shortlist_shared::{AssessmentResult, Status, Verdict};
+use shortlist_contract::{AssessmentResult, Status, Verdict};
 
 use super::input::InputStats;
 use crate::exit::Exit;
@@ -79,7 +79,7 @@ impl Summary {
                         .error
                         .clone()
                         .flatten()
-                        .map(|e| e.kind)
+                        .map(|e| e.kind.as_str().to_string())
                         .unwrap_or_else(|| "unknown".into());
                     *self.errors_by_kind.entry(kind).or_default() += 1;
                     match exit {

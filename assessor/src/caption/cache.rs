@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::cache_entry::{EntryStore, warn_unreadable};
-use crate::hex::hex;
+use shortlist_contract::hex::encode as hex;
 
 /// Bumped when the entry format or what a caption means changes.
 const CACHE_VERSION: &str = "shortlist.caption/v1";
@@ -46,7 +46,7 @@ impl CaptionCache {
             .chain_update([0])
             .chain_update(prompt.as_bytes())
             .finalize();
-        hex(&digest)
+        hex(digest)
     }
 
     pub(crate) async fn get(&self, key: &str) -> Option<String> {

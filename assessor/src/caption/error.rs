@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use shortlist_contract::ErrorKind;
 use shortlist_shared::duration::format_duration;
 use shortlist_shared::size::format_size;
 
@@ -43,38 +44,24 @@ pub(crate) enum ImageError {
     CaptionTimeout { endpoint: String, after: Duration },
 }
 
-/// Whether an image failure of this kind may go away on a retry of the Job
-/// (a server down or slow) rather than being a property of the profile (a
-/// refused address, a file that is not an image).
-pub(crate) fn is_transient_kind(kind: &str) -> bool {
-    matches!(
-        kind,
-        "image_fetch_failed"
-            | "image_timeout"
-            | "image_unreadable"
-            | "caption_failed"
-            | "caption_timeout"
-    )
-}
-
 impl ImageError {
     /// The stable, machine-readable kind.
-    pub(crate) fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            ImageError::SourceInvalid(_) => "image_source_invalid",
-            ImageError::Refused(_) => "image_refused",
-            ImageError::NotFound { .. } => "image_not_found",
-            ImageError::Unreadable { .. } => "image_unreadable",
-            ImageError::FetchFailed(_) => "image_fetch_failed",
-            ImageError::Timeout(_) => "image_timeout",
-            ImageError::TooManyRedirects(_) => "too_many_redirects",
-            ImageError::TooLarge { .. } => "image_too_large",
-            ImageError::NotAnImage(_) => "not_an_image",
-            ImageError::TypeUnsupported(_) => "image_type_unsupported",
-            ImageError::DataUriInvalid(_) => "data_uri_invalid",
-            ImageError::TooManyImages { .. } => "too_many_images",
-            ImageError::CaptionFailed(_) => "caption_failed",
-            ImageError::CaptionTimeout { .. } => "caption_timeout",
+            ImageError::SourceInvalid(_) => ErrorKind::ImageSourceInvalid,
+            ImageError::Refused(_) => ErrorKind::ImageRefused,
+            ImageError::NotFound { .. } => ErrorKind::ImageNotFound,
+            ImageError::Unreadable { .. } => ErrorKind::ImageUnreadable,
+            ImageError::FetchFailed(_) => ErrorKind::ImageFetchFailed,
+            ImageError::Timeout(_) => ErrorKind::ImageTimeout,
+            ImageError::TooManyRedirects(_) => ErrorKind::TooManyRedirects,
+            ImageError::TooLarge { .. } => ErrorKind::ImageTooLarge,
+            ImageError::NotAnImage(_) => ErrorKind::NotAnImage,
+            ImageError::TypeUnsupported(_) => ErrorKind::ImageTypeUnsupported,
+            ImageError::DataUriInvalid(_) => ErrorKind::DataUriInvalid,
+            ImageError::TooManyImages { .. } => ErrorKind::TooManyImages,
+            ImageError::CaptionFailed(_) => ErrorKind::CaptionFailed,
+            ImageError::CaptionTimeout { .. } => ErrorKind::CaptionTimeout,
         }
     }
 }

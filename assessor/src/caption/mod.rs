@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use shortlist_contract::{CaptionRecord, ErrorInfo, Usage};
 use shortlist_shared::retry::RetryPolicy;
-use shortlist_shared::{CaptionRecord, ErrorInfo, Usage};
 
 use self::cache::CaptionCache;
 use self::error::ImageError;
@@ -190,14 +190,14 @@ impl Captioner {
                 )
             }
             Err(error) => {
-                tracing::warn!(image = %shown, kind = error.kind(), error = %error, "image not captioned");
+                tracing::warn!(image = %shown, kind = %error.kind(), error = %error, "image not captioned");
                 (
                     CaptionRecord {
                         image: shown,
                         caption: None,
                         cached: false,
                         error: Some(ErrorInfo {
-                            kind: error.kind().to_string(),
+                            kind: error.kind(),
                             message: error.to_string(),
                         }),
                         ms,

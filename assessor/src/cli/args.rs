@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
-use shortlist_shared::Verdict;
+use shortlist_contract::Verdict;
 use shortlist_shared::duration::parse_duration;
 use shortlist_shared::logging::LogFormat;
 

@@ -48,7 +48,7 @@ pub(super) fn read(path: &Path, command: &clap::Command) -> Result<Vec<(String, 
             path: path.to_path_buf(),
             message: format!(
                 "found {}",
-                shortlist_shared::profile::json_type_name(&value)
+                shortlist_contract::profile::json_type_name(&value)
             ),
         });
     };
@@ -80,7 +80,7 @@ pub(super) fn read(path: &Path, command: &clap::Command) -> Result<Vec<(String, 
                 return Err(Error::BadValue {
                     path: path.to_path_buf(),
                     key,
-                    found: shortlist_shared::profile::json_type_name(&other),
+                    found: shortlist_contract::profile::json_type_name(&other),
                 });
             }
         };

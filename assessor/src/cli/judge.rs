@@ -186,7 +186,7 @@ fn fingerprint(cli: &Cli, checked: &Checked, positive_regex: Option<&Regex>) -> 
     let model = match args.backend {
         JudgeKind::Openai => checked.model.clone(),
         JudgeKind::Fixed => Some(
-            shortlist_shared::Verdict::from(cli.command.fixed_verdict)
+            shortlist_contract::Verdict::from(cli.command.fixed_verdict)
                 .as_str()
                 .to_string(),
         ),

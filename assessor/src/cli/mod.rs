@@ -274,25 +274,22 @@ fn rules(spec: Option<&str>) -> Result<Rules, Error> {
     })
 }
 
-/// A key given as a value (`*_API_KEY`, wins when not blank) or as a file
-/// (`*_API_KEY_FILE`, a mounted Secret, read once and trimmed).
+/// A key given as a value (`*_API_KEY`) or as a file (`*_API_KEY_FILE`, a
+/// mounted Secret), by the one rule both binaries follow
+/// (`shortlist_shared::secret`: the file wins; blank is unset); the error
+/// names the `*_FILE` variable.
 fn read_key(
     value: Option<&str>,
     file: Option<&PathBuf>,
     file_variable: &'static str,
 ) -> Result<Option<Secret>, SettingError> {
-    if let Some(key) = non_empty_key(value) {
-        return Ok(Some(key));
-    }
-    let Some(path) = file else {
-        return Ok(None);
-    };
-    let key = std::fs::read_to_string(path).map_err(|source| SettingError::FileUnreadable {
-        variable: file_variable,
-        path: path.clone(),
-        source,
-    })?;
-    Ok(Some(Secret::new(key.trim())))
+    shortlist_shared::secret::read_secret(value, file.map(PathBuf::as_path)).map_err(|source| {
+        SettingError::FileUnreadable {
+            variable: file_variable,
+            path: file.cloned().unwrap_or_default(),
+            source,
+        }
+    })
 }
 
 fn non_empty_key(value: Option<&str>) -> Option<Secret> {

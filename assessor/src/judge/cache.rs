@@ -13,11 +13,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use shortlist_shared::BackendInfo;
+use shortlist_contract::BackendInfo;
 
 use super::{Decision, Judge, JudgeFuture, JudgeRequest, JudgeStats};
 use crate::cache_entry::EntryStore;
-use crate::hex::hex;
+use shortlist_contract::hex::encode as hex;
 
 const CACHE_VERSION: &str = "shortlist.response/v1";
 
@@ -69,7 +69,7 @@ impl CachedJudge {
             .chain_update([0])
             .chain_update(normalise(&request.prompt.user).as_bytes())
             .finalize();
-        hex(&digest)
+        hex(digest)
     }
 }
 

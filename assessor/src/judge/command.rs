@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
-use shortlist_shared::{BackendInfo, DecidedBy, Verdict};
+use shortlist_contract::{BackendInfo, DecidedBy, Verdict};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 

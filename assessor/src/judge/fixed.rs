@@ -2,7 +2,7 @@
 //! "optimistic" dummy assessor did; used to test a deployment's wiring (relay,
 //! notifier, Job completion) without a model.
 
-use shortlist_shared::{BackendInfo, DecidedBy, Verdict};
+use shortlist_contract::{BackendInfo, DecidedBy, Verdict};
 
 use super::{Decision, Judge, JudgeFuture, JudgeRequest, JudgeStats};
 

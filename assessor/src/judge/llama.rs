@@ -29,7 +29,7 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use regex::Regex;
 use serde_json::json;
-use shortlist_shared::BackendInfo;
+use shortlist_contract::BackendInfo;
 
 use super::reply::{ReplyProblem, interpret};
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use shortlist_shared::{BackendInfo, DecidedBy, Profile, Usage, Verdict};
+use shortlist_contract::{BackendInfo, DecidedBy, ErrorKind, Profile, Usage, Verdict};
 
 use crate::prompt::{Prompt, PromptBuilder};
 use crate::setting::SettingError;
@@ -175,18 +175,18 @@ pub(crate) enum JudgeError {
 }
 
 impl JudgeError {
-    pub(crate) fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            JudgeError::Unavailable { .. } => "backend_unavailable",
-            JudgeError::Rejected { .. } => "backend_rejected",
-            JudgeError::RateLimited { .. } => "rate_limited",
-            JudgeError::Timeout { .. } => "timeout",
-            JudgeError::ReplyInvalid { .. } => "reply_invalid",
-            JudgeError::ReplyTruncated { .. } => "reply_truncated",
-            JudgeError::Refused { .. } => "refused",
-            JudgeError::CommandFailed { .. } => "command_failed",
-            JudgeError::ModelUnavailable { .. } => "model_unavailable",
-            JudgeError::ContextOverflow { .. } => "context_overflow",
+            JudgeError::Unavailable { .. } => ErrorKind::BackendUnavailable,
+            JudgeError::Rejected { .. } => ErrorKind::BackendRejected,
+            JudgeError::RateLimited { .. } => ErrorKind::RateLimited,
+            JudgeError::Timeout { .. } => ErrorKind::Timeout,
+            JudgeError::ReplyInvalid { .. } => ErrorKind::ReplyInvalid,
+            JudgeError::ReplyTruncated { .. } => ErrorKind::ReplyTruncated,
+            JudgeError::Refused { .. } => ErrorKind::Refused,
+            JudgeError::CommandFailed { .. } => ErrorKind::CommandFailed,
+            JudgeError::ModelUnavailable { .. } => ErrorKind::ModelUnavailable,
+            JudgeError::ContextOverflow { .. } => ErrorKind::ContextOverflow,
         }
     }
 }

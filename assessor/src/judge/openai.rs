@@ -22,7 +22,7 @@ use async_openai::types::chat::{
 };
 use regex::Regex;
 use serde_json::Value;
-use shortlist_shared::BackendInfo;
+use shortlist_contract::BackendInfo;
 
 use shortlist_shared::retry::{RetryDecision, RetryPolicy};
 use shortlist_shared::secret::Secret;

@@ -3,7 +3,7 @@
 //! wording of the one repair request an unusable reply gets.
 
 use regex::Regex;
-use shortlist_shared::{DecidedBy, Verdict};
+use shortlist_contract::{DecidedBy, Verdict};
 
 use super::{Decision, JudgeError};
 use crate::prompt::DATAMARK;

@@ -31,8 +31,8 @@ pub(crate) use price::{PriceRange, parse_price};
 
 use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
-use shortlist_shared::Profile;
-use shortlist_shared::profile::json_type_name;
+use shortlist_contract::Profile;
+use shortlist_contract::profile::json_type_name;
 
 use price::Amount;
 
