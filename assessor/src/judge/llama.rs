@@ -64,7 +64,6 @@ pub(crate) struct Settings {
 #[derive(Debug, Clone)]
 pub(crate) struct ModelFile {
     pub(crate) path: PathBuf,
-    pub(crate) size: u64,
 }
 
 /// Finds and checks the model file: `LLM_MODEL_PATH`, else `LLM_MODEL` (or
@@ -130,10 +129,7 @@ pub(crate) fn locate_model(
             )));
         }
     }
-    Ok(ModelFile {
-        path,
-        size: meta.len(),
-    })
+    Ok(ModelFile { path })
 }
 
 /// Memory this process may still use: the cgroup's limit minus its usage
