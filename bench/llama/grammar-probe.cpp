@@ -4,7 +4,7 @@
 //   grammar-probe MODEL MESSAGES.json THREADS MAX_TOKENS [MODE...]
 //
 // MESSAGES.json is {"system": ..., "user": ...}, the framed prompt as the
-// assessor's command backend receives it. Like assessor/src/backend/llama.rs:
+// assessor's command backend receives it. Like assessor/src/judge/llama.rs:
 // the model's chat template, n_ctx = n_batch = 2048, the prompt in one
 // llama_decode, then one llama_decode per generated token, greedy, and the
 // grammar from the verdict schema (reasons: 1-2 items of at most 80
