@@ -245,6 +245,7 @@ pub(crate) fn evaluate(
         report.confusion.add(*label, verdict);
         let stage = result
             .decided_by
+            .as_ref()
             .map_or("unknown", DecidedBy::as_str)
             .to_string();
         by_stage

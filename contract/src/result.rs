@@ -41,8 +41,12 @@ pub enum Status {
 }
 
 /// Which stage made the decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+///
+/// The stages this project's assessor has are variants; a custom assessor
+/// may name stages of its own, kept as [`DecidedBy::Other`] and written back
+/// unchanged, so the contract stays lenient (on the wire any string).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DecidedBy {
     /// The deterministic rules stage (price bounds, keywords, location).
     Rules,
@@ -54,18 +58,83 @@ pub enum DecidedBy {
     Command,
     /// The `fixed` backend (always accept or always reject).
     Fixed,
+    /// A stage this crate does not know (a custom assessor's own).
+    Other(String),
 }
 
 impl DecidedBy {
+    /// Every stage this crate knows, in documentation order.
+    pub const KNOWN: &'static [DecidedBy] = &[
+        DecidedBy::Rules,
+        DecidedBy::Llm,
+        DecidedBy::Regex,
+        DecidedBy::Command,
+        DecidedBy::Fixed,
+    ];
+
     /// The name as written in results (`rules`, `llm`, ...).
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             DecidedBy::Rules => "rules",
             DecidedBy::Llm => "llm",
             DecidedBy::Regex => "regex",
             DecidedBy::Command => "command",
             DecidedBy::Fixed => "fixed",
+            DecidedBy::Other(text) => text,
         }
+    }
+}
+
+impl From<String> for DecidedBy {
+    fn from(text: String) -> Self {
+        DecidedBy::KNOWN
+            .iter()
+            .find(|known| known.as_str() == text)
+            .cloned()
+            .unwrap_or(DecidedBy::Other(text))
+    }
+}
+
+impl From<&str> for DecidedBy {
+    fn from(text: &str) -> Self {
+        DecidedBy::from(text.to_string())
+    }
+}
+
+impl std::fmt::Display for DecidedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for DecidedBy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DecidedBy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(DecidedBy::from(text.into_owned()))
+    }
+}
+
+impl JsonSchema for DecidedBy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DecidedBy".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // Lenient on purpose: custom assessors may name stages of their own.
+        schemars::json_schema!({
+            "type": "string",
+            "description": "The stage that decided: `rules`, `llm`, `regex`, `command` or `fixed` from this project's assessor; a custom assessor may write names of its own."
+        })
     }
 }
 
@@ -136,7 +205,10 @@ pub struct AssessmentResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     /// Stable id: `metadata.id` if present, else a hash of the profile.
-    #[serde(default)]
+    /// Readers accept a string or a number; a number is read as its decimal
+    /// text (`7` and `"7"` are the same id) and written back as a string.
+    #[serde(default, deserialize_with = "string_or_number")]
+    #[schemars(schema_with = "id_schema")]
     pub id: Option<String>,
     /// `ok` or `error`; a result without it is read as `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,8 +217,10 @@ pub struct AssessmentResult {
     #[serde(deserialize_with = "required_nullable")]
     #[schemars(required, schema_with = "nullable_verdict_schema")]
     pub verdict: Option<Verdict>,
-    /// Confidence that the profile matches the brief, in [0, 1].
-    #[serde(default)]
+    /// Confidence that the profile matches the brief, in [0, 1]; a score
+    /// outside it (or not a number) makes the whole result invalid, since a
+    /// threshold like RELAY_MIN_SCORE would otherwise be fooled by it.
+    #[serde(default, deserialize_with = "unit_score")]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub score: Option<f64>,
     /// Short reasons for the verdict (or for a rule's rejection).
@@ -225,6 +299,45 @@ where
     Option::<T>::deserialize(deserializer)
 }
 
+/// `id`: a string, or a number read as its decimal text (JSON has no NaN, so
+/// every number has one).
+fn string_or_number<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(serde_json::Number),
+    }
+    Ok(match Option::<Id>::deserialize(deserializer)? {
+        None => None,
+        Some(Id::Text(text)) => Some(text),
+        Some(Id::Number(number)) => Some(number.to_string()),
+    })
+}
+
+/// `score`: `null` or a number in [0, 1].
+fn unit_score<'de, D>(deserializer: D) -> Result<Option<f64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<f64>::deserialize(deserializer)? {
+        Some(score) if !(0.0..=1.0).contains(&score) => Err(serde::de::Error::custom(format_args!(
+            "score {score} is outside [0, 1]"
+        ))),
+        score => Ok(score),
+    }
+}
+
+/// `string | number | null`.
+fn id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "number", "null"]
+    })
+}
+
 /// `"accept" | "reject" | null`; schemars drops the `null` of a required
 /// `Option`, so the verdict's schema is spelled out here.
 fn nullable_verdict_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -269,8 +382,55 @@ mod tests {
             DecidedBy::Command,
             DecidedBy::Fixed,
         ] {
-            assert_eq!(serde_json::to_value(by).unwrap(), by.as_str());
+            assert_eq!(serde_json::to_value(&by).unwrap(), by.as_str());
+            let back: DecidedBy = serde_json::from_value(by.as_str().into()).unwrap();
+            assert_eq!(back, by);
         }
+    }
+
+    #[test]
+    fn unknown_decided_by_values_are_kept() {
+        let r: AssessmentResult =
+            serde_json::from_str(r#"{"verdict":"accept","decided_by":"heuristic"}"#).unwrap();
+        assert_eq!(r.decided_by, Some(DecidedBy::Other("heuristic".into())));
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""decided_by":"heuristic""#), "{text}");
+    }
+
+    #[test]
+    fn a_numeric_id_is_read_as_its_text() {
+        for (text, id) in [
+            (r#"{"verdict":"accept","id":7}"#, "7"),
+            (r#"{"verdict":"accept","id":12345678901234567890}"#, "12345678901234567890"),
+            (r#"{"verdict":"accept","id":1.5}"#, "1.5"),
+            (r#"{"verdict":"accept","id":"s01"}"#, "s01"),
+        ] {
+            let r: AssessmentResult = serde_json::from_str(text).unwrap();
+            assert_eq!(r.id.as_deref(), Some(id), "{text}");
+        }
+        let r: AssessmentResult = serde_json::from_str(r#"{"verdict":"accept","id":null}"#).unwrap();
+        assert_eq!(r.id, None);
+        for bad in [r#"{"verdict":"accept","id":true}"#, r#"{"verdict":"accept","id":{}}"#] {
+            assert!(serde_json::from_str::<AssessmentResult>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_score_outside_the_unit_interval_is_refused() {
+        for ok in ["0", "0.0", "0.5", "1", "1.0", "null"] {
+            let text = format!(r#"{{"verdict":"accept","score":{ok}}}"#);
+            assert!(serde_json::from_str::<AssessmentResult>(&text).is_ok(), "{text}");
+        }
+        for bad in ["86", "-0.01", "1.0001", "1e300"] {
+            let text = format!(r#"{{"verdict":"accept","score":{bad}}}"#);
+            let err = serde_json::from_str::<AssessmentResult>(&text).unwrap_err();
+            assert!(err.to_string().contains("outside [0, 1]"), "{text}: {err}");
+        }
+        // Past f64 (JSON has no NaN or infinity): refused by the parser.
+        assert!(serde_json::from_str::<AssessmentResult>(r#"{"verdict":"accept","score":1e400}"#).is_err());
+        let err = serde_json::from_str::<AssessmentResult>(r#"{"verdict":"accept","score":"0.5"}"#)
+            .unwrap_err();
+        assert!(err.is_data(), "{err}");
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl Summary {
                     Some(Verdict::Reject) => self.rejected += 1,
                     None => {}
                 }
-                if let Some(by) = result.decided_by {
+                if let Some(by) = &result.decided_by {
                     *self
                         .by_decided_by
                         .entry(by.as_str().to_string())
