@@ -324,9 +324,9 @@ where
     D: serde::Deserializer<'de>,
 {
     match Option::<f64>::deserialize(deserializer)? {
-        Some(score) if !(0.0..=1.0).contains(&score) => Err(serde::de::Error::custom(format_args!(
-            "score {score} is outside [0, 1]"
-        ))),
+        Some(score) if !(0.0..=1.0).contains(&score) => Err(serde::de::Error::custom(
+            format_args!("score {score} is outside [0, 1]"),
+        )),
         score => Ok(score),
     }
 }
@@ -401,17 +401,27 @@ mod tests {
     fn a_numeric_id_is_read_as_its_text() {
         for (text, id) in [
             (r#"{"verdict":"accept","id":7}"#, "7"),
-            (r#"{"verdict":"accept","id":12345678901234567890}"#, "12345678901234567890"),
+            (
+                r#"{"verdict":"accept","id":12345678901234567890}"#,
+                "12345678901234567890",
+            ),
             (r#"{"verdict":"accept","id":1.5}"#, "1.5"),
             (r#"{"verdict":"accept","id":"s01"}"#, "s01"),
         ] {
             let r: AssessmentResult = serde_json::from_str(text).unwrap();
             assert_eq!(r.id.as_deref(), Some(id), "{text}");
         }
-        let r: AssessmentResult = serde_json::from_str(r#"{"verdict":"accept","id":null}"#).unwrap();
+        let r: AssessmentResult =
+            serde_json::from_str(r#"{"verdict":"accept","id":null}"#).unwrap();
         assert_eq!(r.id, None);
-        for bad in [r#"{"verdict":"accept","id":true}"#, r#"{"verdict":"accept","id":{}}"#] {
-            assert!(serde_json::from_str::<AssessmentResult>(bad).is_err(), "{bad}");
+        for bad in [
+            r#"{"verdict":"accept","id":true}"#,
+            r#"{"verdict":"accept","id":{}}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<AssessmentResult>(bad).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -419,7 +429,10 @@ mod tests {
     fn a_score_outside_the_unit_interval_is_refused() {
         for ok in ["0", "0.0", "0.5", "1", "1.0", "null"] {
             let text = format!(r#"{{"verdict":"accept","score":{ok}}}"#);
-            assert!(serde_json::from_str::<AssessmentResult>(&text).is_ok(), "{text}");
+            assert!(
+                serde_json::from_str::<AssessmentResult>(&text).is_ok(),
+                "{text}"
+            );
         }
         for bad in ["86", "-0.01", "1.0001", "1e300"] {
             let text = format!(r#"{{"verdict":"accept","score":{bad}}}"#);
@@ -427,7 +440,10 @@ mod tests {
             assert!(err.to_string().contains("outside [0, 1]"), "{text}: {err}");
         }
         // Past f64 (JSON has no NaN or infinity): refused by the parser.
-        assert!(serde_json::from_str::<AssessmentResult>(r#"{"verdict":"accept","score":1e400}"#).is_err());
+        assert!(
+            serde_json::from_str::<AssessmentResult>(r#"{"verdict":"accept","score":1e400}"#)
+                .is_err()
+        );
         let err = serde_json::from_str::<AssessmentResult>(r#"{"verdict":"accept","score":"0.5"}"#)
             .unwrap_err();
         assert!(err.is_data(), "{err}");

@@ -205,6 +205,12 @@ impl Relay {
                 self.counts.invalid += 1;
                 self.counts.handled += 1;
             }
+            Look::Revived(result) => {
+                // Counted once, as what it finally is.
+                self.counts.invalid -= 1;
+                self.counts.handled -= 1;
+                self.decide_and_deliver(name, *result);
+            }
             Look::Pending | Look::Nothing => {}
         }
     }

@@ -1,12 +1,20 @@
 //! Settling: when a file in the watched directory is a complete result.
 //!
 //! Our assessor writes atomically (temp file + rename), but a custom one may
-//! write in place, so a file can be seen half-written. A file that does not
-//! parse yet is *pending*: it is read again whenever it changes and once its
-//! settle timeout (RELAY_SETTLE_TIMEOUT, counted from when it was first seen
-//! unparsable) is due; if it still does not parse by then it is *invalid*.
+//! write in place, so a file can be seen half-written. A file that is not
+//! complete JSON yet is *pending*: it is read again whenever it changes and
+//! once its settle timeout is due. RELAY_SETTLE_TIMEOUT counts from the last
+//! change seen (size, inode or mtime), not from first sight: a writer that
+//! is still writing is not cut off, only one that stopped. If it still does
+//! not parse by then it is *invalid*. A complete JSON document that breaks
+//! the contract (no verdict, a score outside [0, 1], ...) is invalid at
+//! once, with the reason logged: waiting cannot fix it.
+//!
 //! A file that parses is *ready*, exactly once: after that it counts as
-//! handled and later changes are ignored (a verdict is not taken back).
+//! handled and later changes are ignored (a verdict is not taken back). An
+//! invalid file is not given up on: if it changes and then parses, it is
+//! [`Look::Revived`], so a writer that paused longer than the settle timeout
+//! still gets its result delivered.
 //!
 //! Changes are noticed by a [`Fingerprint`] (size, inode, full-precision
 //! mtime), so an unchanged pending file is not re-read on every hint.
@@ -31,9 +39,14 @@ pub(crate) enum Look {
     /// Not a complete result yet; looked at again when it changes or at
     /// [`SettleTracker::next_deadline`].
     Pending,
-    /// Still not a result after the settle timeout (logged here, with why);
-    /// the file counts as handled from now on.
+    /// Not a result (logged here, with why): complete JSON that breaks the
+    /// contract, or still incomplete after the settle timeout. The file
+    /// counts as handled unless it later becomes [`Look::Revived`].
     Invalid,
+    /// A complete result in a file that was reported [`Look::Invalid`]
+    /// before: decide it, and take back the invalid count (the file ends as
+    /// what it finally is, so it is counted once).
+    Revived(Box<AssessmentResult>),
     /// Nothing new: already handled, unchanged since the last look, gone, or
     /// not a regular file.
     Nothing,
@@ -66,8 +79,10 @@ enum FileState {
         since: Instant,
         error: String,
     },
-    /// Ready or invalid; later changes are ignored.
+    /// Ready; later changes are ignored.
     Handled { fingerprint: Fingerprint },
+    /// Reported invalid; a change is read again, in case it completes it.
+    Invalid { fingerprint: Fingerprint },
 }
 
 /// The state of every file seen in one directory.
@@ -100,7 +115,7 @@ impl SettleTracker {
             .values()
             .filter_map(|state| match state {
                 FileState::Pending { since, .. } => Some(*since + self.timeout),
-                FileState::Handled { .. } => None,
+                FileState::Handled { .. } | FileState::Invalid { .. } => None,
             })
             .min()
     }
@@ -129,7 +144,7 @@ impl SettleTracker {
     pub(crate) fn pending(&self) -> impl Iterator<Item = (&str, &str)> {
         self.files.iter().filter_map(|(name, state)| match state {
             FileState::Pending { error, .. } => Some((name.as_str(), error.as_str())),
-            FileState::Handled { .. } => None,
+            FileState::Handled { .. } | FileState::Invalid { .. } => None,
         })
     }
 
@@ -148,6 +163,7 @@ impl SettleTracker {
             }
         };
         let fingerprint = Fingerprint::of(&meta);
+        let now = Instant::now();
         let since = match self.files.get(name) {
             Some(FileState::Handled { fingerprint: old }) => {
                 if *old != fingerprint {
@@ -157,15 +173,39 @@ impl SettleTracker {
                 }
                 return Look::Nothing;
             }
+            Some(FileState::Invalid { fingerprint: old }) => {
+                if *old == fingerprint {
+                    return Look::Nothing;
+                }
+                return match read_result(&path, &meta) {
+                    Ok(result) => {
+                        tracing::info!(file = %name, "a result reported invalid is now complete; handling it");
+                        self.files
+                            .insert(name.to_string(), FileState::Handled { fingerprint });
+                        Look::Revived(Box::new(result))
+                    }
+                    Err(error) => {
+                        tracing::debug!(file = %name, error = %error, "a result reported invalid changed and is still not one");
+                        self.files
+                            .insert(name.to_string(), FileState::Invalid { fingerprint });
+                        Look::Nothing
+                    }
+                };
+            }
             Some(FileState::Pending {
                 fingerprint: old,
                 since,
                 ..
             }) => {
-                if *old == fingerprint && !force {
-                    return Look::Nothing;
+                if *old == fingerprint {
+                    if !force {
+                        return Look::Nothing;
+                    }
+                    Some(*since)
+                } else {
+                    // Still being written: the settle timeout starts again.
+                    None
                 }
-                Some(*since)
             }
             None => None,
         };
@@ -175,18 +215,27 @@ impl SettleTracker {
                     .insert(name.to_string(), FileState::Handled { fingerprint });
                 Look::Ready(Box::new(result))
             }
-            Err(error) => {
-                let now = Instant::now();
+            Err(ReadError::Violation(error)) => {
+                tracing::error!(
+                    file = %name,
+                    error = %error,
+                    "invalid result: complete JSON that breaks the result contract"
+                );
+                self.files
+                    .insert(name.to_string(), FileState::Invalid { fingerprint });
+                Look::Invalid
+            }
+            Err(ReadError::Incomplete(error)) => {
                 let since = since.unwrap_or(now);
                 if now.duration_since(since) >= self.timeout {
                     tracing::error!(
                         file = %name,
                         error = %error,
                         settle_ms = self.timeout.as_millis() as u64,
-                        "invalid result: still unparsable after RELAY_SETTLE_TIMEOUT"
+                        "invalid result: still unparsable RELAY_SETTLE_TIMEOUT after its last change"
                     );
                     self.files
-                        .insert(name.to_string(), FileState::Handled { fingerprint });
+                        .insert(name.to_string(), FileState::Invalid { fingerprint });
                     Look::Invalid
                 } else {
                     tracing::debug!(file = %name, error = %error, "result not complete yet; waiting for more writes");
@@ -205,20 +254,50 @@ impl SettleTracker {
     }
 }
 
-/// Reads and parses one result file; the error says why it is not (yet) one.
-fn read_result(path: &Path, meta: &std::fs::Metadata) -> Result<AssessmentResult, String> {
+/// Why a file is not a result; each says why in words.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum ReadError {
+    /// Not complete JSON (yet): empty, cut off, unreadable, too large. More
+    /// writes may complete it, so it waits for the settle timeout.
+    #[error("{0}")]
+    Incomplete(String),
+    /// A complete JSON document that breaks the contract: no later write
+    /// of a writer that appends can fix it, so it is invalid now.
+    #[error("{0}")]
+    Violation(String),
+}
+
+/// Reads and parses one result file.
+fn read_result(path: &Path, meta: &std::fs::Metadata) -> Result<AssessmentResult, ReadError> {
     if meta.len() > MAX_RESULT_BYTES {
-        return Err(format!(
+        return Err(ReadError::Incomplete(format!(
             "is {} bytes, larger than the {MAX_RESULT_BYTES}-byte limit",
             meta.len()
-        ));
+        )));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| ReadError::Incomplete(format!("cannot read: {e}")))?;
+    parse_result(&bytes)
+}
+
+/// Parses a result, telling "not complete JSON" from "complete JSON that is
+/// not a result": a type error (serde's data category) in a document that
+/// is whole JSON is a violation; syntax and end-of-input errors, and a type
+/// error in a document that is cut off, are incomplete.
+fn parse_result(bytes: &[u8]) -> Result<AssessmentResult, ReadError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err("is empty".to_string());
+        return Err(ReadError::Incomplete("is empty".to_string()));
     }
-    serde_json::from_slice::<AssessmentResult>(&bytes)
-        .map_err(|e| format!("is not a valid result: {e}"))
+    serde_json::from_slice::<AssessmentResult>(bytes).map_err(|e| {
+        let complete =
+            e.is_data() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+        let error = format!("is not a valid result: {e}");
+        if complete {
+            ReadError::Violation(error)
+        } else {
+            ReadError::Incomplete(error)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -329,25 +408,131 @@ mod tests {
         assert_eq!(tracker.next_deadline(), None);
         assert_eq!(tracker.pending().count(), 0);
 
-        // Invalid is final: a later valid version is ignored.
+        // Invalid is not final: a later valid version is revived, once.
         write(&dir, "r.json", ACCEPT);
+        assert!(matches!(tracker.look("r.json"), Look::Revived(_)));
         assert!(matches!(tracker.look("r.json"), Look::Nothing));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_settle_timeout_counts_from_the_first_unparsable_look() {
+    async fn the_settle_timeout_restarts_when_the_file_changes() {
         let (dir, mut tracker) = tracker();
         let start = Instant::now();
         write(&dir, "r.json", "{");
         assert!(matches!(tracker.look("r.json"), Look::Pending));
+        assert_eq!(tracker.next_deadline(), Some(start + TIMEOUT));
         tokio::time::advance(Duration::from_secs(6)).await;
         write(&dir, "r.json", r#"{"verdict""#);
         assert!(matches!(tracker.look("r.json"), Look::Pending));
-        assert_eq!(tracker.next_deadline(), Some(start + TIMEOUT));
-        tokio::time::advance(Duration::from_secs(4)).await;
-        // A change seen at the deadline is read, and is still not a result.
+        let changed = Instant::now();
+        assert_eq!(tracker.next_deadline(), Some(changed + TIMEOUT));
+        // Past the first look's deadline, within the last change's: pending.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(matches!(
+            tracker.recheck_pending().remove(0).1,
+            Look::Pending
+        ));
+        // A change seen at a recheck also restarts it.
         write(&dir, "r.json", r#"{"verdict": "#);
-        invalid(tracker.look("r.json"));
+        assert!(matches!(
+            tracker.recheck_pending().remove(0).1,
+            Look::Pending
+        ));
+        assert_eq!(tracker.next_deadline(), Some(Instant::now() + TIMEOUT));
+        // Unchanged for the whole timeout: invalid.
+        tokio::time::advance(TIMEOUT).await;
+        invalid(tracker.recheck_pending().remove(0).1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_that_pauses_longer_than_the_timeout_mid_file_still_gets_its_result_handled() {
+        let (dir, mut tracker) = tracker();
+        let (first, second) = ACCEPT.split_at(8);
+        write(&dir, "r.json", first);
+        assert!(matches!(tracker.look("r.json"), Look::Pending));
+        // The writer pauses 12 s: past the 10 s timeout, the file is invalid.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        invalid(tracker.recheck_pending().remove(0).1);
+        assert_eq!(tracker.next_deadline(), None);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Unchanged: nothing new, no second report.
+        assert!(matches!(tracker.look("r.json"), Look::Nothing));
+        // A change that is still not complete: nothing new either.
+        write(&dir, "r.json", &ACCEPT[..ACCEPT.len() - 1]);
+        assert!(matches!(tracker.look("r.json"), Look::Nothing));
+        assert_eq!(tracker.next_deadline(), None);
+        // Completed: revived, exactly once.
+        write(&dir, "r.json", &[first, second].concat());
+        match tracker.look("r.json") {
+            Look::Revived(result) => assert_eq!(result.verdict, Some(Verdict::Accept)),
+            other => panic!("expected Revived, got {other:?}"),
+        }
+        assert!(matches!(tracker.look("r.json"), Look::Nothing));
+        // Ready is final: a later change is ignored.
+        replace(&dir, "r.json", r#"{"verdict":"reject"}"#);
+        assert!(matches!(tracker.look("r.json"), Look::Nothing));
+        assert_eq!(tracker.pending().count(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn complete_json_that_breaks_the_contract_is_invalid_at_once() {
+        let (dir, mut tracker) = tracker();
+        for (name, text) in [
+            ("score.json", r#"{"verdict":"accept","score":86}"#),
+            ("negative.json", r#"{"verdict":"accept","score":-0.5}"#),
+            ("no-verdict.json", r#"{"status":"ok","score":0.9}"#),
+            ("verdict.json", r#"{"verdict":"maybe"}"#),
+            ("status.json", r#"{"verdict":"accept","status":"fine"}"#),
+            ("id.json", r#"{"verdict":"accept","id":true}"#),
+            ("array.json", r#"[{"verdict":"accept"}]"#),
+        ] {
+            write(&dir, name, text);
+            invalid(tracker.look(name));
+            assert!(matches!(tracker.look(name), Look::Nothing), "{name}");
+        }
+        assert_eq!(tracker.next_deadline(), None);
+        assert_eq!(tracker.pending().count(), 0);
+        // Fixed in place: revived.
+        write(&dir, "score.json", r#"{"verdict":"accept","score":0.86}"#);
+        match tracker.look("score.json") {
+            Look::Revived(result) => assert_eq!(result.score, Some(0.86)),
+            other => panic!("expected Revived, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_whole_json_is_a_violation() {
+        let violation = |text: &str| match parse_result(text.as_bytes()) {
+            Err(ReadError::Violation(error)) => error,
+            other => panic!("{text}: expected a violation, got {other:?}"),
+        };
+        let incomplete = |text: &str| {
+            assert!(
+                matches!(parse_result(text.as_bytes()), Err(ReadError::Incomplete(_))),
+                "{text}"
+            )
+        };
+        let error = violation(r#"{"verdict":"accept","score":86}"#);
+        assert!(error.contains("score 86 is outside [0, 1]"), "{error}");
+        let error = violation(r#"{"score":0.5}"#);
+        assert!(error.contains("verdict"), "{error}");
+        // Cut off, even where what is there already breaks the contract.
+        incomplete(r#"{"verdict":"accept","score":86"#);
+        incomplete(r#"{"verdict":"acc"#);
+        incomplete(r#"{"verdict":"accept","score":0."#);
+        incomplete("");
+        incomplete("  \n");
+        // Not JSON at all: waits for the settle timeout, as before.
+        incomplete(r#"{"verdict": accept}"#);
+        incomplete(r#"{"verdict":"accept"} trailing"#);
+        // Lenient where the contract is.
+        for text in [
+            r#"{"verdict":"accept","decided_by":"heuristic"}"#,
+            r#"{"verdict":"accept","id":7}"#,
+            r#"{"verdict":"accept","custom":{"any":"thing"}}"#,
+        ] {
+            assert!(parse_result(text.as_bytes()).is_ok(), "{text}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
