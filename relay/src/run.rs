@@ -47,6 +47,7 @@ pub async fn run(
         settle: SettleTracker::new(watch.dir(), settle_timeout),
         policy,
         profiles: ProfileFallback::new(profile_path),
+        ids: identity::Identity::new(&delivery.state_dir),
         deliveries: Deliveries::new(delivery)?,
         counts: Counts::default(),
     };
@@ -90,6 +91,7 @@ struct Relay {
     settle: SettleTracker,
     policy: Policy,
     profiles: ProfileFallback,
+    ids: identity::Identity,
     deliveries: Deliveries,
     counts: Counts,
 }
@@ -224,7 +226,7 @@ impl Relay {
         } else {
             None
         };
-        let id = identity::result_id(name, &result, profile.as_deref());
+        let id = self.ids.result_id(name, &result, profile.as_deref());
         match decision {
             Decision::AssessorError { kind, message } => {
                 tracing::warn!(
