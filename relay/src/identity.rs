@@ -136,7 +136,7 @@ fn make_salt() -> Result<String, SaltError> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut random| random.read_exact(&mut bytes))
         .map_err(SaltError::Random)?;
-    Ok(shortlist_contract::hex::encode(&bytes))
+    Ok(shortlist_contract::hex::encode(bytes))
 }
 
 /// Unique enough when /dev/urandom is missing: the clock and the process.
