@@ -149,6 +149,7 @@ PY
     rm -rf "$dir/staging" "$dir/results"
 }
 
+mkdir -p "$OUT"
 : >"$OUT/all.jsonl"
 for pair in "new:$NEW" ${OLD:+"old:$OLD"}; do
     label=${pair%%:*}
