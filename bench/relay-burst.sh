@@ -16,6 +16,7 @@
 # 2. sidecar mode (RELAY_EXPECT=0, RELAY_DRAIN_TIMEOUT=5s): SIGTERM once
 #    BENCH_BURST_TERM_AT lines (2,000) are delivered, or after 10 s; the time
 #    from the signal to the exit.
+# BENCH_NEW_LABEL names the first binary in the table (default new).
 # A run is cut at BENCH_BURST_TIMEOUT_S (120) s: the figures then say how far
 # it got. Prints a Markdown table; logs stay in $BENCH_OUT.
 set -euo pipefail
@@ -151,7 +152,7 @@ PY
 
 mkdir -p "$OUT"
 : >"$OUT/all.jsonl"
-for pair in "new:$NEW" ${OLD:+"old:$OLD"}; do
+for pair in "${BENCH_NEW_LABEL:-new}:$NEW" ${OLD:+"old:$OLD"}; do
     label=${pair%%:*}
     bin=${pair#*:}
     for mode in expect term; do
