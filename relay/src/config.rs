@@ -178,6 +178,10 @@ pub enum ConfigError {
         variable: &'static str,
         message: String,
     },
+    #[error(
+        "NOTIFIER_TOKEN (bearer) and a NOTIFIER_URL with user:pass@ (basic auth) are both set; use one"
+    )]
+    TwoAuths,
     #[error("{variable}: cannot read {path}: {source}")]
     FileUnreadable {
         variable: &'static str,
@@ -250,6 +254,7 @@ impl Settings {
         let targets = targets(&cli)?;
         let signer = signer(&cli)?;
         let bearer = bearer(&cli)?;
+        check_one_auth(&targets, bearer.is_some())?;
         check_durations(&cli)?;
         let state_dir = state_dir(cli.state_dir, watch.dir())?;
         let ignore = cli
@@ -382,9 +387,41 @@ fn bearer(cli: &Cli) -> Result<Option<Secret>, ConfigError> {
     Ok(bearer)
 }
 
+/// NOTIFIER_TOKEN and a URL with `user:pass@` are two credentials for one
+/// request: reqwest would send the URL's Basic auth and the bearer would be
+/// lost without a word. Refused, so the operator picks one.
+fn check_one_auth(targets: &[Target], bearer: bool) -> Result<(), ConfigError> {
+    if bearer && targets.iter().any(Target::has_userinfo) {
+        return Err(ConfigError::TwoAuths);
+    }
+    Ok(())
+}
+
+/// The longest duration any setting may have. Far beyond any sensible
+/// value, and small enough that `Instant + duration` never overflows.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Timeouts of zero would fail everything at once; a poll interval under
-/// 10ms would spin.
+/// 10ms would spin; anything over [`MAX_DURATION`] is a typo (and would
+/// overflow deadline arithmetic).
 fn check_durations(cli: &Cli) -> Result<(), ConfigError> {
+    for (variable, value) in [
+        ("RELAY_REQUEST_TIMEOUT", Some(cli.request_timeout)),
+        ("RELAY_DELIVERY_DEADLINE", Some(cli.delivery_deadline)),
+        ("RELAY_SETTLE_TIMEOUT", Some(cli.settle_timeout)),
+        ("RELAY_WAIT_TIMEOUT", Some(cli.wait_timeout)),
+        ("RELAY_DRAIN_TIMEOUT", Some(cli.drain_timeout)),
+        ("RELAY_RETRY_BASE_DELAY", Some(cli.retry_base_delay)),
+        ("RELAY_POLL_INTERVAL", cli.poll_interval),
+    ] {
+        if let Some(value) = value.filter(|v| *v > MAX_DURATION) {
+            return Err(ConfigError::Invalid {
+                variable,
+                value: shortlist_shared::duration::format_duration(value),
+                message: "must be at most 366d".into(),
+            });
+        }
+    }
     for (variable, value) in [
         ("RELAY_REQUEST_TIMEOUT", cli.request_timeout),
         ("RELAY_DELIVERY_DEADLINE", cli.delivery_deadline),

@@ -49,8 +49,7 @@ impl Outbox {
     }
 
     fn record_path(&self, result_name: &str, target_key: &str) -> PathBuf {
-        self.dir
-            .join(format!("{result_name}.{target_key}.delivered"))
+        self.dir.join(record_name(result_name, target_key))
     }
 
     /// Whether this result was already delivered to this target.
@@ -74,9 +73,57 @@ impl Outbox {
     }
 }
 
+/// The longest record name: 255 bytes (NAME_MAX) less what the atomic
+/// write adds for its temporary file (`.`, `.xxxxxx.tmp`), with room spare.
+const MAX_RECORD_NAME: usize = 200;
+
+/// How much of a long result name is kept, readable, before its hash.
+const KEPT_PREFIX: usize = 120;
+
+/// `<result>.<target key>.delivered`; when that would be too long for a
+/// file name (a result named with 245 characters), the result's name is cut
+/// to a readable prefix and `~` + a hash of the whole name, so the record
+/// can be written, and found again after a restart. Names that fit keep
+/// the old form, so existing records stay valid.
+fn record_name(result_name: &str, target_key: &str) -> String {
+    let plain = format!("{result_name}.{target_key}.delivered");
+    if plain.len() <= MAX_RECORD_NAME {
+        return plain;
+    }
+    let mut cut = KEPT_PREFIX.min(result_name.len());
+    while !result_name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = crate::hex::sha256_prefix(result_name.as_bytes(), 8);
+    format!("{}~{hash}.{target_key}.delivered", &result_name[..cut])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_result_names_make_bounded_distinct_record_names() {
+        let long = format!("{}.json", "é".repeat(120));
+        let other = format!("{}x.json", "é".repeat(120));
+        let name = record_name(&long, "0123456789ab");
+        assert!(name.len() <= MAX_RECORD_NAME, "{}", name.len());
+        assert!(name.starts_with("éé"));
+        assert_ne!(name, record_name(&other, "0123456789ab"));
+        assert_eq!(record_name("r.json", "abc"), "r.json.abc.delivered");
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(dir.path());
+        let record = DeliveryRecord {
+            webhook_id: "msg_1".into(),
+            target: "stdout:".into(),
+            status: 0,
+            attempts: 1,
+            delivered_at: "2026-11-22T00:00:00Z".into(),
+        };
+        let long = format!("{}.json", "a".repeat(245 - 5));
+        outbox.record(&long, "0123456789ab", &record).unwrap();
+        assert!(Outbox::new(dir.path()).is_delivered(&long, "0123456789ab"));
+    }
 
     #[test]
     fn records_survive_a_new_outbox_on_the_same_dir() {

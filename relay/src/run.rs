@@ -13,6 +13,7 @@
 //! [`decide`]: crate::decide
 //! [`deliver`]: crate::deliver
 
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::time::Duration;
 
@@ -27,6 +28,48 @@ use crate::identity;
 use crate::profile::ProfileFallback;
 use crate::settle::{Look, SettleTracker};
 use crate::watch::{DirWatcher, Hint};
+
+/// Names looked at per loop turn before the loop yields: a burst of
+/// thousands of results is worked through in slices, so deliveries, timers
+/// and the shutdown signal get their turn between two slices.
+const NAMES_PER_TURN: usize = 64;
+
+/// `now + after`, or a year from now when that overflows: a deadline that
+/// far is never reached, and must never panic.
+fn deadline_after(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after)
+        .or_else(|| now.checked_add(crate::config::MAX_DURATION))
+        .unwrap_or(now)
+}
+
+/// Names to look at, each once, in arrival order.
+#[derive(Debug, Default)]
+struct Backlog {
+    order: VecDeque<String>,
+    queued: HashSet<String>,
+}
+
+impl Backlog {
+    fn push(&mut self, name: String) {
+        if self.queued.insert(name.clone()) {
+            self.order.push_back(name);
+        }
+    }
+
+    fn pop(&mut self) -> Option<String> {
+        let name = self.order.pop_front()?;
+        self.queued.remove(&name);
+        Some(name)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+}
 
 /// Runs the relay until its work is done or `shutdown` completes; the exit
 /// code says how it went. Fails only when it cannot start delivering at all.
@@ -50,6 +93,7 @@ pub async fn run(
         ids: identity::Identity::new(&delivery.state_dir),
         deliveries: Deliveries::new(delivery)?,
         counts: Counts::default(),
+        backlog: Backlog::default(),
     };
     // Start watching before the first scan, so nothing written between
     // the two is missed.
@@ -94,6 +138,8 @@ struct Relay {
     ids: identity::Identity,
     deliveries: Deliveries,
     counts: Counts,
+    /// Names hinted or listed, not looked at yet.
+    backlog: Backlog,
 }
 
 impl Relay {
@@ -106,44 +152,37 @@ impl Relay {
         let started = Instant::now();
         self.rescan(&watcher);
         let expect = lifetime.expect;
-        let wait_deadline = started + lifetime.wait_timeout;
+        let wait_deadline = deadline_after(started, lifetime.wait_timeout);
         let mut timed_out = false;
+        let mut stopped = false;
         tokio::pin!(shutdown);
         loop {
-            if expect > 0 && self.counts.handled >= expect && self.deliveries.is_empty() {
+            if expect > 0
+                && self.counts.handled >= expect
+                && self.deliveries.is_empty()
+                && self.backlog.is_empty()
+            {
                 break;
             }
             let settle_at = self.settle.next_deadline();
+            // Biased: the shutdown signal first, then what frees resources
+            // (finished deliveries), then timers, then new work. No branch
+            // can starve the others: new work is taken in bounded slices.
             tokio::select! {
+                biased;
                 _ = &mut shutdown => {
                     tracing::info!("shutdown requested; stopping the watch and draining deliveries");
                     // The kubelet sends SIGTERM once the assessor has exited:
                     // its result may have landed in the same instant as the
                     // signal, before its event was read. The listing is the
-                    // truth, so read it one last time.
+                    // truth, so read it one last time (worked through within
+                    // the drain timeout).
                     self.rescan(&watcher);
-                    if expect > 0 && self.decided() < expect {
-                        tracing::error!(expected = expect, received = self.decided(), "shut down before every expected result arrived");
-                        timed_out = true;
-                    }
+                    stopped = true;
                     break;
                 }
-                hint = watcher.next() => match hint {
-                    Hint::Rescan => self.rescan(&watcher),
-                    Hint::Names(names) => {
-                        for name in names {
-                            let look = self.settle.look(&name);
-                            self.take(&name, look);
-                        }
-                    }
-                },
                 Some(finished) = self.deliveries.next_finished(), if !self.deliveries.is_empty() => {
                     self.count_delivery(finished);
-                }
-                _ = tokio::time::sleep_until(settle_at.unwrap_or(wait_deadline)), if settle_at.is_some() => {
-                    for (name, look) in self.settle.recheck_pending() {
-                        self.take(&name, look);
-                    }
                 }
                 _ = tokio::time::sleep_until(wait_deadline), if expect > 0 && self.decided() < expect => {
                     tracing::error!(
@@ -155,10 +194,36 @@ impl Relay {
                     timed_out = true;
                     break;
                 }
+                _ = tokio::time::sleep_until(settle_at.unwrap_or(wait_deadline)), if settle_at.is_some() => {
+                    for (name, look) in self.settle.recheck_pending() {
+                        self.take(&name, look);
+                    }
+                }
+                () = std::future::ready(()), if !self.backlog.is_empty() => {
+                    self.work_backlog();
+                    // Let delivery tasks, timers and signals run.
+                    tokio::task::yield_now().await;
+                }
+                hint = watcher.next() => match hint {
+                    Hint::Rescan => self.rescan(&watcher),
+                    Hint::Names(names) => {
+                        for name in names {
+                            self.backlog.push(name);
+                        }
+                    }
+                },
             }
         }
         drop(watcher);
         self.drain(lifetime.drain_timeout).await;
+        if stopped && expect > 0 && self.decided() < expect {
+            tracing::error!(
+                expected = expect,
+                received = self.decided(),
+                "shut down before every expected result arrived"
+            );
+            timed_out = true;
+        }
         for (name, error) in self.settle.pending() {
             tracing::error!(file = %name, error = %error, "result file never became valid before the relay stopped");
             self.counts.invalid += 1;
@@ -184,13 +249,24 @@ impl Relay {
         self.counts.handled + self.deliveries.results_in_flight() as u64
     }
 
-    /// Looks at every result file in the directory.
+    /// Looks at up to [`NAMES_PER_TURN`] names of the backlog.
+    fn work_backlog(&mut self) {
+        for _ in 0..NAMES_PER_TURN {
+            let Some(name) = self.backlog.pop() else {
+                break;
+            };
+            let look = self.settle.look(&name);
+            self.take(&name, look);
+        }
+    }
+
+    /// Queues every result file in the directory to be looked at (in
+    /// slices, by the loop).
     fn rescan(&mut self, watcher: &DirWatcher) {
         match watcher.scan() {
             Ok(names) => {
                 for name in names {
-                    let look = self.settle.look(&name);
-                    self.take(&name, look);
+                    self.backlog.push(name);
                 }
             }
             Err(e) => {
@@ -218,6 +294,12 @@ impl Relay {
     }
 
     fn decide_and_deliver(&mut self, name: &str, result: AssessmentResult) {
+        if self.deliveries.is_running(name) {
+            // Never two deliveries of one (result, target) at once: the
+            // receiver would see the same id twice.
+            tracing::warn!(file = %name, "already being delivered; not started again");
+            return;
+        }
         let decision = decide(&result, &self.policy);
         // PROFILE_PATH is only read for what needs it: the id of a result
         // without one, and what is delivered.
@@ -269,31 +351,50 @@ impl Relay {
         }
     }
 
-    /// Lets in-flight deliveries finish within `timeout`; what is left is
-    /// aborted and counted as failed (the outbox has no record of it, so a
-    /// restarted relay would resume it).
+    /// Lets in-flight deliveries finish within `timeout`, and works
+    /// through what is left of the backlog (the final listing's results)
+    /// in the same time; what is left then is aborted and counted as failed
+    /// (the outbox has no record of it, so a restarted relay resumes it).
     async fn drain(&mut self, timeout: Duration) {
-        if self.deliveries.is_empty() {
+        if self.deliveries.is_empty() && self.backlog.is_empty() {
             return;
         }
         tracing::info!(
             in_flight = self.deliveries.len(),
+            backlog = self.backlog.len(),
             timeout_ms = timeout.as_millis() as u64,
             "draining deliveries"
         );
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(Instant::now(), timeout);
         loop {
-            match tokio::time::timeout_at(deadline, self.deliveries.next_finished()).await {
-                Ok(Some(finished)) => self.count_delivery(finished),
-                Ok(None) => break,
-                Err(_) => {
+            if self.deliveries.is_empty() && self.backlog.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                () = tokio::time::sleep_until(deadline) => {
                     let left = self.deliveries.abandon();
-                    tracing::error!(
-                        in_flight = left,
-                        "drain timeout (RELAY_DRAIN_TIMEOUT): deliveries abandoned; a restart resumes them"
-                    );
+                    if left > 0 {
+                        tracing::error!(
+                            in_flight = left,
+                            "drain timeout (RELAY_DRAIN_TIMEOUT): deliveries abandoned; a restart resumes them"
+                        );
+                    }
+                    if !self.backlog.is_empty() {
+                        tracing::error!(
+                            not_looked_at = self.backlog.len(),
+                            "drain timeout (RELAY_DRAIN_TIMEOUT): results not read before stopping; a restart reads them"
+                        );
+                    }
                     self.counts.failed_deliveries += left as u64;
                     break;
+                }
+                Some(finished) = self.deliveries.next_finished(), if !self.deliveries.is_empty() => {
+                    self.count_delivery(finished);
+                }
+                () = std::future::ready(()), if !self.backlog.is_empty() => {
+                    self.work_backlog();
+                    tokio::task::yield_now().await;
                 }
             }
         }

@@ -12,17 +12,19 @@
 //! In inotify mode no timer runs: an idle relay sleeps until the kernel
 //! wakes it.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-/// Hints queued between the watcher thread and the relay; beyond this the
-/// hint is dropped and a full rescan is requested instead.
-const HINT_QUEUE: usize = 1024;
+/// Names collected between two takes by the relay; beyond this many the
+/// names are dropped and one full rescan is requested instead (a listing is
+/// cheaper than an unbounded set).
+const MAX_PENDING_NAMES: usize = 65_536;
 
 /// The polling interval when inotify is unavailable and none was configured.
 const FALLBACK_POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -87,6 +89,73 @@ pub(crate) enum Hint {
     Rescan,
 }
 
+/// What the watcher thread collected since the relay last took it: a set,
+/// so a burst of events about the same names costs one look each, and one
+/// flag, so any number of overflows costs one rescan.
+#[derive(Debug, Default)]
+struct Collected {
+    names: HashSet<String>,
+    rescan: bool,
+}
+
+impl Collected {
+    fn add(&mut self, names: impl IntoIterator<Item = String>) {
+        if self.rescan {
+            // A rescan will list them anyway.
+            return;
+        }
+        self.names.extend(names);
+        if self.names.len() > MAX_PENDING_NAMES {
+            self.request_rescan();
+        }
+    }
+
+    fn request_rescan(&mut self) {
+        self.rescan = true;
+        self.names = HashSet::new();
+    }
+
+    /// Everything collected, as one hint (None when nothing was).
+    fn take(&mut self) -> Option<Hint> {
+        if std::mem::take(&mut self.rescan) {
+            self.names.clear();
+            return Some(Hint::Rescan);
+        }
+        if self.names.is_empty() {
+            return None;
+        }
+        let mut names: Vec<String> = std::mem::take(&mut self.names).into_iter().collect();
+        names.sort();
+        Some(Hint::Names(names))
+    }
+}
+
+/// Shared between the watcher thread (which adds) and the relay (which takes).
+type Shared = Arc<Mutex<Collected>>;
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Collected> {
+    // The critical sections cannot leave the set inconsistent.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether an event can mean a result appeared, changed or went away. The
+/// inotify mask notify uses includes OPEN (and notify reports it as an
+/// access): the relay's own reads and listings would otherwise come back as
+/// hints, one per file read, and keep a burst's queue full.
+fn matters(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        // Renames (moved-to / moved-from) and in-place writes. Metadata
+        // changes (chmod, touch) do not change a result.
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        // Close after write; opens, reads and close-after-read are not news.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Any | EventKind::Other => true,
+    }
+}
+
 /// How the directory is being watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WatchMode {
@@ -100,8 +169,10 @@ pub(crate) struct DirWatcher {
     mode: WatchMode,
     /// Kept alive for as long as we watch; dropping it stops the thread.
     watcher: Option<RecommendedWatcher>,
-    hints: mpsc::Receiver<Hint>,
-    overflowed: Arc<AtomicBool>,
+    /// Wake-ups from the watcher thread (at most one queued: what to look
+    /// at is in `collected`); closed when the thread is gone.
+    wake: mpsc::Receiver<()>,
+    collected: Shared,
     /// The polling period's timer, created on the first poll (its first
     /// tick is immediate: a rescan right after switching to polling).
     ticker: Option<tokio::time::Interval>,
@@ -111,22 +182,22 @@ impl DirWatcher {
     /// Starts watching the directory, by polling when an interval is set,
     /// else by inotify, falling back to polling when inotify cannot start.
     pub(crate) fn start(settings: Settings) -> DirWatcher {
-        let (tx, hints) = mpsc::channel(HINT_QUEUE);
-        let overflowed = Arc::new(AtomicBool::new(false));
+        let (tx, wake) = mpsc::channel(1);
+        let collected = Shared::default();
         let dir = settings.dir();
         if let Some(interval) = settings.poll_interval {
             tracing::info!(dir = %dir.display(), interval_ms = interval.as_millis() as u64, "watching by polling (RELAY_POLL_INTERVAL)");
-            return DirWatcher::polling(settings, interval, hints, overflowed);
+            return DirWatcher::polling(settings, interval, wake, collected);
         }
-        match start_inotify(dir, tx, overflowed.clone()) {
+        match start_inotify(dir, tx, collected.clone()) {
             Ok(watcher) => {
                 tracing::info!(dir = %dir.display(), "watching with inotify");
                 DirWatcher {
                     settings,
                     mode: WatchMode::Inotify,
                     watcher: Some(watcher),
-                    hints,
-                    overflowed,
+                    wake,
+                    collected,
                     ticker: None,
                 }
             }
@@ -137,7 +208,7 @@ impl DirWatcher {
                     interval_ms = FALLBACK_POLL_INTERVAL.as_millis() as u64,
                     "inotify is unavailable here; polling instead"
                 );
-                DirWatcher::polling(settings, FALLBACK_POLL_INTERVAL, hints, overflowed)
+                DirWatcher::polling(settings, FALLBACK_POLL_INTERVAL, wake, collected)
             }
         }
     }
@@ -145,15 +216,15 @@ impl DirWatcher {
     fn polling(
         settings: Settings,
         interval: Duration,
-        hints: mpsc::Receiver<Hint>,
-        overflowed: Arc<AtomicBool>,
+        wake: mpsc::Receiver<()>,
+        collected: Shared,
     ) -> DirWatcher {
         DirWatcher {
             settings,
             mode: WatchMode::Poll(interval),
             watcher: None,
-            hints,
-            overflowed,
+            wake,
+            collected,
             ticker: None,
         }
     }
@@ -189,70 +260,65 @@ impl DirWatcher {
         }
     }
 
+    /// Everything the watcher thread collected since the last call, as
+    /// one hint: a burst of events is one wake-up, and any number of
+    /// overflows one rescan.
     async fn next_unfiltered(&mut self) -> Hint {
-        if self.overflowed.swap(false, Ordering::AcqRel) {
-            return Hint::Rescan;
-        }
-        match self.mode {
-            WatchMode::Poll(interval) => {
-                // A fixed period, whatever happened between two polls (an
-                // Interval, not a sleep restarted after each wake-up).
-                let ticker = self.ticker.get_or_insert_with(|| {
-                    let mut ticker = tokio::time::interval(interval);
-                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    ticker
-                });
-                ticker.tick().await;
-                Hint::Rescan
+        loop {
+            if let Some(hint) = lock(&self.collected).take() {
+                return hint;
             }
-            WatchMode::Inotify => match self.hints.recv().await {
-                Some(hint) => {
-                    if self.overflowed.swap(false, Ordering::AcqRel) {
+            match self.mode {
+                WatchMode::Poll(interval) => {
+                    // A fixed period, whatever happened between two polls (an
+                    // Interval, not a sleep restarted after each wake-up).
+                    let ticker = self.ticker.get_or_insert_with(|| {
+                        let mut ticker = tokio::time::interval(interval);
+                        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        ticker
+                    });
+                    ticker.tick().await;
+                    return Hint::Rescan;
+                }
+                WatchMode::Inotify => {
+                    if self.wake.recv().await.is_none() {
+                        // The watcher thread is gone: keep going by polling.
+                        tracing::warn!("the inotify watcher stopped; polling instead");
+                        self.watcher = None;
+                        self.mode = WatchMode::Poll(FALLBACK_POLL_INTERVAL);
                         return Hint::Rescan;
                     }
-                    hint
                 }
-                None => {
-                    // The watcher thread is gone: keep going by polling.
-                    tracing::warn!("the inotify watcher stopped; polling instead");
-                    self.watcher = None;
-                    self.mode = WatchMode::Poll(FALLBACK_POLL_INTERVAL);
-                    Hint::Rescan
-                }
-            },
+            }
         }
     }
 }
 
 fn start_inotify(
     dir: &Path,
-    tx: mpsc::Sender<Hint>,
-    overflowed: Arc<AtomicBool>,
+    tx: mpsc::Sender<()>,
+    collected: Shared,
 ) -> notify::Result<RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let hint = match event {
-            Ok(event) if event.need_rescan() => Hint::Rescan,
-            Ok(event) => Hint::Names(
-                event
+        match event {
+            Ok(event) if event.need_rescan() => lock(&collected).request_rescan(),
+            Ok(event) if !matters(&event.kind) => return,
+            Ok(event) => {
+                let names = event
                     .paths
                     .iter()
                     .filter_map(|p| p.file_name())
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .collect(),
-            ),
+                    .map(|n| n.to_string_lossy().into_owned());
+                lock(&collected).add(names);
+            }
             Err(error) => {
                 tracing::warn!(error = %error, "watcher error; rescanning the directory");
-                Hint::Rescan
+                lock(&collected).request_rescan();
             }
-        };
-        if matches!(&hint, Hint::Names(names) if names.is_empty()) {
-            return;
         }
-        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(hint) {
-            // Never block the watcher thread: remember to rescan instead.
-            overflowed.store(true, Ordering::Release);
-            // Wake the receiver if it is parked on an empty queue later.
-        }
+        // Never block the watcher thread; a full queue already holds a
+        // wake-up that will take what was just added.
+        let _ = tx.try_send(());
     })?;
     watcher.watch(dir, RecursiveMode::NonRecursive)?;
     Ok(watcher)
@@ -287,6 +353,44 @@ mod tests {
         };
         assert!(settings.wants("result.json"));
         assert!(!settings.wants("profile.json"));
+    }
+
+    #[test]
+    fn only_events_that_can_change_a_result_matter() {
+        use notify::event::{CreateKind, RemoveKind, RenameMode};
+        assert!(matters(&EventKind::Create(CreateKind::File)));
+        assert!(matters(&EventKind::Remove(RemoveKind::File)));
+        assert!(matters(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
+        assert!(matters(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!matters(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!matters(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+    }
+
+    #[test]
+    fn collected_names_coalesce_and_overflows_make_one_rescan() {
+        let mut collected = Collected::default();
+        assert_eq!(collected.take(), None);
+        collected.add(["b.json".to_string(), "a.json".to_string()]);
+        collected.add(["a.json".to_string()]);
+        assert_eq!(
+            collected.take(),
+            Some(Hint::Names(vec!["a.json".into(), "b.json".into()]))
+        );
+        collected.request_rescan();
+        collected.add(["c.json".to_string()]);
+        collected.request_rescan();
+        assert_eq!(collected.take(), Some(Hint::Rescan));
+        assert_eq!(collected.take(), None);
+        collected.add((0..=MAX_PENDING_NAMES).map(|i| format!("{i}.json")));
+        assert_eq!(collected.take(), Some(Hint::Rescan));
     }
 
     #[tokio::test]

@@ -86,6 +86,21 @@ pub(crate) struct Deliveries {
 
 impl Deliveries {
     pub(crate) fn new(settings: Settings) -> Result<Self, ClientError> {
+        for target in &settings.targets {
+            // Which credential goes out, never the credential itself.
+            let auth = if target.has_userinfo() {
+                "basic (user:pass in NOTIFIER_URL)"
+            } else if settings.bearer.is_some() && target.is_http() {
+                "bearer (NOTIFIER_TOKEN)"
+            } else {
+                "none"
+            };
+            tracing::info!(
+                target = %target.display(),
+                auth,
+                "delivery target"
+            );
+        }
         let sender = Sender::new(
             settings.targets.iter().any(Target::needs_tls),
             settings.request_timeout,
@@ -108,6 +123,11 @@ impl Deliveries {
     /// Whether no delivery is running.
     pub(crate) fn is_empty(&self) -> bool {
         self.tasks.is_empty()
+    }
+
+    /// Whether the result in file `name` has a delivery running.
+    pub(crate) fn is_running(&self, name: &str) -> bool {
+        self.running.contains_key(name)
     }
 
     /// Results with a delivery still running.

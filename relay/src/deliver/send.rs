@@ -49,6 +49,18 @@ enum AttemptError {
     Other(String),
 }
 
+impl AttemptError {
+    /// A short word for logs: `status`, `timeout`, `connect` or `error`.
+    fn kind(&self) -> &'static str {
+        match self {
+            AttemptError::Status { .. } => "status",
+            AttemptError::Timeout => "timeout",
+            AttemptError::Connect(_) => "connect",
+            AttemptError::Other(_) => "error",
+        }
+    }
+}
+
 impl std::fmt::Display for AttemptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -174,11 +186,29 @@ impl Sender {
             Rendered::Http(_) => {
                 // Re-render per attempt: the timestamp (and so the signature)
                 // is fresh each time, the webhook-id is not.
+                let tried = std::sync::atomic::AtomicU32::new(0);
                 let attempt = || async {
-                    match render() {
+                    tried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let result = match render() {
                         Rendered::Http(request) => self.send(request).await,
                         _ => Err(AttemptError::Other("target changed kind".into())),
+                    };
+                    if let Err(error) = &result {
+                        if let RetryDecision::Retry { after } = retry_logic(error) {
+                            // Why a retry (same webhook-id) is coming: a
+                            // receiver that saw the request needs to know.
+                            tracing::warn!(
+                                id = %webhook_id,
+                                target = %target.display(),
+                                attempt = tried.load(std::sync::atomic::Ordering::Relaxed),
+                                reason = error.kind(),
+                                error = %error,
+                                retry_after_ms = after.map(|d| d.as_millis() as u64),
+                                "delivery attempt failed; will retry unless out of attempts or deadline"
+                            );
+                        }
                     }
+                    result
                 };
                 let (outcome, attempts) = self.policy.run(&retry_logic, attempt).await;
                 match outcome {
@@ -220,7 +250,10 @@ impl Sender {
         if response.status().is_success() {
             return Ok(status);
         }
-        let retry_after = retry_after(response.headers());
+        // A server's Retry-After is hostile input: never wait past the
+        // delivery deadline (the retry is then not scheduled at all).
+        let retry_after =
+            retry_after(response.headers()).map(|after| after.min(self.policy.deadline));
         let body = response.text().await.unwrap_or_default();
         Err(AttemptError::Status {
             status,

@@ -264,6 +264,23 @@ impl Target {
         sha256_prefix(self.canonical.as_bytes(), 6)
     }
 
+    /// Whether the URL carries `user:pass@` (or just `user@`): reqwest then
+    /// sends HTTP Basic auth from it, which must not silently meet a
+    /// NOTIFIER_TOKEN's bearer.
+    pub(crate) fn has_userinfo(&self) -> bool {
+        match &self.kind {
+            Kind::Webhook(url) | Kind::Ntfy(url) | Kind::Slack(url) | Kind::Discord(url) => {
+                !url.username().is_empty() || url.password().is_some()
+            }
+            Kind::File(_) | Kind::Stdout => false,
+        }
+    }
+
+    /// Whether deliveries go out over HTTP (and so carry auth headers).
+    pub(crate) fn is_http(&self) -> bool {
+        !matches!(self.kind, Kind::File(_) | Kind::Stdout)
+    }
+
     /// Whether delivering to this target may need TLS (an https URL).
     pub(crate) fn needs_tls(&self) -> bool {
         match &self.kind {
