@@ -62,14 +62,18 @@ for build in OLD NEW; do
     dir=${!build}
     printf '#!/bin/sh\nexec env PROFILE_PATH=%s RESULT_PATH=%s/%s.json LLM_BACKEND=fixed %s/assessor\n' "$PROFILE" "$WORK" "$build" "$dir" > "$WORK/fixed-$build.sh"
     printf '#!/bin/sh\nexec env PROFILE_PATH=%s RESULT_PATH=%s/%s-r.json LLM_BACKEND=fixed ASSESSOR_RULES=%q %s/assessor\n' "$PROFILE" "$WORK" "$build" "$RULES" "$dir" > "$WORK/rules-$build.sh"
-    printf '#!/bin/sh\nrm -rf %s/out-%s\nexec env PROFILE_PATH=%s/batch.jsonl RESULT_DIR=%s/out-%s LLM_BACKEND=fixed ASSESSOR_JOBS=16 RUST_LOG=warn %s/assessor\n' "$WORK" "$build" "$WORK" "$WORK" "$build" "$dir" > "$WORK/batch-$build.sh"
-    printf '#!/bin/sh\nrm -rf %s/state-%s %s/n-%s.jsonl\nexec env WATCH_DIR=%s/results NOTIFIER_URL=file://%s/n-%s.jsonl RELAY_STATE_DIR=%s/state-%s RELAY_EXPECT=%s RUST_LOG=warn %s/relay\n' "$WORK" "$build" "$WORK" "$build" "$WORK" "$WORK" "$build" "$WORK" "$build" "$RESULTS" "$dir" > "$WORK/relay-$build.sh"
+    printf '#!/bin/sh\nexec env PROFILE_PATH=%s/batch.jsonl RESULT_DIR=%s/out-%s LLM_BACKEND=fixed ASSESSOR_JOBS=16 RUST_LOG=warn %s/assessor\n' "$WORK" "$WORK" "$build" "$dir" > "$WORK/batch-$build.sh"
+    printf '#!/bin/sh\nexec env WATCH_DIR=%s/results NOTIFIER_URL=file://%s/n-%s.jsonl RELAY_STATE_DIR=%s/state-%s RELAY_EXPECT=%s RUST_LOG=warn %s/relay\n' "$WORK" "$WORK" "$build" "$WORK" "$build" "$RESULTS" "$dir" > "$WORK/relay-$build.sh"
     chmod +x "$WORK"/*-"$build".sh
 done
 hf "assess, fixed backend" "$WORK/fixed.json" "$WORK/fixed-OLD.sh" "$WORK/fixed-NEW.sh"
 hf "assess, rules + fixed" "$WORK/rules.json" "$WORK/rules-OLD.sh" "$WORK/rules-NEW.sh"
-RUNS=$(( RUNS / 4 + 2 )) hf "batch of $BATCH, fixed, 16 jobs" "$WORK/batch.json" "$WORK/batch-OLD.sh" "$WORK/batch-NEW.sh"
-RUNS=$(( RUNS / 4 + 2 )) hf "relay, $RESULTS results to file:" "$WORK/relay.json" "$WORK/relay-OLD.sh" "$WORK/relay-NEW.sh"
+# Outputs of the previous run are removed untimed (--prepare), so neither
+# build's time includes deleting thousands of files.
+RUNS=$(( RUNS / 4 + 2 )) hf "batch of $BATCH, fixed, 16 jobs" "$WORK/batch.json" \
+    --prepare "rm -rf $WORK/out-OLD $WORK/out-NEW" "$WORK/batch-OLD.sh" "$WORK/batch-NEW.sh"
+RUNS=$(( RUNS / 4 + 2 )) hf "relay, $RESULTS results to file:" "$WORK/relay.json" \
+    --prepare "rm -rf $WORK/state-OLD $WORK/state-NEW $WORK/n-OLD.jsonl $WORK/n-NEW.jsonl" "$WORK/relay-OLD.sh" "$WORK/relay-NEW.sh"
 [ "$(wc -l < "$WORK/n-NEW.jsonl")" -eq "$RESULTS" ] || { echo "new relay delivered $(wc -l < "$WORK/n-NEW.jsonl") of $RESULTS" >&2; exit 1; }
 [ "$(ls "$WORK/out-NEW" | wc -l)" -eq "$BATCH" ] || { echo "new batch wrote $(ls "$WORK/out-NEW" | wc -l) of $BATCH" >&2; exit 1; }
 for bin in assessor relay; do
