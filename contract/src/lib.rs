@@ -5,7 +5,8 @@
 //! reads ([`profile`]), the result it writes ([`result`]) with its error
 //! kinds ([`error_kind`]), how that result is written so a watcher never
 //! sees half of it ([`atomic`]), and the JSON Schemas generated from these
-//! types ([`schema`]). It depends on no async runtime and no CLI parser, so
+//! types ([`schema`]), and the receipt a relay writes once an accepted
+//! result is delivered ([`receipt`]). It depends on no async runtime and no CLI parser, so
 //! a Rust assessor that only wants these types pulls in serde and little
 //! else. `docs/contract.md` is the prose version of this crate.
 
@@ -13,6 +14,7 @@ pub mod atomic;
 pub mod error_kind;
 pub mod hex;
 pub mod profile;
+pub mod receipt;
 pub mod result;
 pub mod schema;
 

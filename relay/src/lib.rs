@@ -8,7 +8,8 @@
 //! whether to forward it (with the profile from `profile` and the ids from
 //! `identity`); `deliver` sends it to each `notifier` target with retries
 //! and records it in the `outbox`, which remembers deliveries across
-//! restarts; [`run`] is the loop between them; `exit` holds the codes.
+//! restarts, and writes the `receipt` an awaiting assessor looks for;
+//! [`run`] is the loop between them; `exit` holds the codes.
 //!
 //! The public surface is what the binary (and an in-process test) needs:
 //! [`Settings`] from arguments, [`run`] with a shutdown future, and the
@@ -23,6 +24,7 @@ mod identity;
 mod notifier;
 mod outbox;
 mod profile;
+mod receipt;
 mod run;
 mod settle;
 mod watch;
