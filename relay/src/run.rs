@@ -347,7 +347,10 @@ impl Relay {
         }
     }
 
-    fn count_delivery(&mut self, finished: Finished) {
+    fn count_delivery(&mut self, finished: Option<Finished>) {
+        let Some(finished) = finished else {
+            return;
+        };
         match finished.outcome {
             Outcome::Delivered { .. } => self.counts.delivered += 1,
             Outcome::Failed { .. } => self.counts.failed_deliveries += 1,

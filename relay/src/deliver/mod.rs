@@ -263,14 +263,16 @@ impl Deliveries {
         });
     }
 
-    /// Waits for the next delivery to end and logs it; `None` when none is
-    /// running. Cancel-safe (used in `select!`).
-    pub(crate) async fn next_finished(&mut self) -> Option<Finished> {
-        loop {
-            match self.tasks.join_next().await? {
-                Ok(TaskDone::Delivery(done)) => return Some(self.finish(done)),
-                Ok(TaskDone::Receipt) => {}
-                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+    /// Waits for the next task to end and logs it: `Some(None)` for a
+    /// receipt-only task (so the loop looks at its exit condition again),
+    /// `None` when nothing is running. Cancel-safe (used in `select!`).
+    pub(crate) async fn next_finished(&mut self) -> Option<Option<Finished>> {
+        match self.tasks.join_next().await? {
+            Ok(TaskDone::Delivery(done)) => Some(Some(self.finish(done))),
+            Ok(TaskDone::Receipt) => Some(None),
+            Err(e) => {
+                tracing::error!(error = %e, "a delivery task failed");
+                Some(None)
             }
         }
     }
