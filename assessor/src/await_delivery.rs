@@ -39,7 +39,9 @@ pub(crate) struct NotConfirmed {
 pub(crate) fn forget_old_receipt(result_path: &Path) {
     let path = receipt_path(result_path);
     match std::fs::remove_file(&path) {
-        Ok(()) => tracing::info!(receipt = %path.display(), "removed the receipt of an earlier result"),
+        Ok(()) => {
+            tracing::info!(receipt = %path.display(), "removed the receipt of an earlier result")
+        }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => {
             tracing::warn!(receipt = %path.display(), error = %error, "cannot remove an earlier receipt")
@@ -86,7 +88,9 @@ pub(crate) async fn await_receipt(
             Err(error) => problem = Some(error.to_string()),
         }
         let now = Instant::now();
-        let left = deadline.map_or(POLL_INTERVAL, |deadline| deadline.saturating_duration_since(now));
+        let left = deadline.map_or(POLL_INTERVAL, |deadline| {
+            deadline.saturating_duration_since(now)
+        });
         if left.is_zero() {
             return Err(NotConfirmed {
                 receipt: path,

@@ -67,7 +67,7 @@ pub struct ReceiptDelivery {
 /// `<result file>.receipt`: written by the relay once an accepted result is
 /// done with (delivered everywhere, or deliberately not forwarded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(title = "Shortlist delivery receipt v1")]
+#[schemars(title = "Shortlist delivery receipt v1", extend("$id" = "https://shortlist.dev/schema/receipt.v1.json"))]
 pub struct Receipt {
     /// Always 1 for this version.
     pub receipt_version: u32,

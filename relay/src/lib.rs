@@ -1,5 +1,6 @@
 //! The Shortlist relay: watches the results volume and delivers accepted
-//! verdicts to notifiers, exactly once per target, and ends so the Job can
+//! verdicts to notifiers, at least once per target with a stable
+//! `webhook-id`, confirms each with a receipt, and ends so the Job can
 //! complete.
 //!
 //! One way through: `config` turns flags and env into each component's

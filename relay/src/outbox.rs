@@ -73,7 +73,9 @@ impl Outbox {
             return None;
         }
         let mut bytes = Vec::new();
-        file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes).ok()?;
+        file.take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .ok()?;
         if bytes.len() as u64 > MAX_RECORD_BYTES {
             return None;
         }

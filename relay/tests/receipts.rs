@@ -3,19 +3,9 @@
 //! back; never for rejections, errors or failed deliveries; and written on
 //! restart for a result the outbox shows delivered, without sending again.
 
-use std::path::Path;
-
-use serde_json::Value;
 use testkit::*;
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay");
-
-fn receipt_of(result: &Path) -> Option<Value> {
-    let mut name = result.file_name().unwrap().to_os_string();
-    name.push(".receipt");
-    let bytes = std::fs::read(result.with_file_name(name)).ok()?;
-    Some(serde_json::from_slice(&bytes).expect("a receipt is JSON"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_follows_delivery_to_every_target() {
@@ -43,10 +33,7 @@ async fn a_receipt_follows_delivery_to_every_target() {
     assert_eq!(receipt["webhook_id"], requests[0].webhook_id().as_str());
     let deliveries = receipt["deliveries"].as_array().unwrap();
     assert_eq!(deliveries.len(), 2, "{receipt:#}");
-    assert!(
-        deliveries.iter().any(|d| d["status"] == 200),
-        "{receipt:#}"
-    );
+    assert!(deliveries.iter().any(|d| d["status"] == 200), "{receipt:#}");
     assert!(
         deliveries
             .iter()
@@ -68,7 +55,11 @@ async fn no_receipt_while_one_target_is_missing() {
         .wait(GUARD)
         .await;
     out.assert_code(1);
-    assert!(lines.exists(), "the file target was not written\n{}", out.ctx());
+    assert!(
+        lines.exists(),
+        "the file target was not written\n{}",
+        out.ctx()
+    );
     assert_eq!(receipt_of(&path), None, "{}", out.ctx());
 }
 
@@ -128,7 +119,8 @@ async fn a_restart_writes_the_missing_receipt_without_sending_again() {
     let out = spawn_relay(RELAY, &envs).wait(GUARD).await;
     out.assert_code(0);
     assert_eq!(server.count(), 1, "sent again\n{}", server.describe());
-    let again = receipt_of(&path).unwrap_or_else(|| panic!("no receipt after restart\n{}", out.ctx()));
+    let again =
+        receipt_of(&path).unwrap_or_else(|| panic!("no receipt after restart\n{}", out.ctx()));
     assert_eq!(again["webhook_id"], first["webhook_id"]);
     assert_eq!(again["deliveries"], first["deliveries"]);
 }

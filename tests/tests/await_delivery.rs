@@ -4,7 +4,6 @@
 //! pod instead of losing the verdict. Real binaries, a real notifier.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::Value;
 use testkit::*;
@@ -55,7 +54,7 @@ async fn an_accepted_result_waits_for_its_receipt_and_succeeds() {
     let out = spawn_assessor(&assessor).wait(GUARD).await;
     out.assert_code(0);
     assert_eq!(server.count(), 1, "{}", server.describe());
-    let receipt = read_json(&dir.path().join("result.json.receipt"));
+    let receipt = receipt_of(&dir.path().join("result.json")).expect("a receipt");
     assert_eq!(receipt["outcome"], "delivered");
     assert_eq!(
         receipt["webhook_id"],
@@ -91,7 +90,10 @@ async fn a_notifier_down_past_the_wait_makes_the_assessor_exit_6() {
         out.ctx()
     );
     // The verdict itself is written; only its delivery is unconfirmed.
-    assert_eq!(read_json(&dir.path().join("result.json"))["verdict"], "accept");
+    assert_eq!(
+        read_json(&dir.path().join("result.json"))["verdict"],
+        "accept"
+    );
     assert!(!dir.path().join("result.json.receipt").exists());
     assert!(server.count() >= 1, "{}", server.describe());
     relay.sigterm();
@@ -106,14 +108,19 @@ async fn a_rejection_does_not_wait() {
     let (assessor, _) = pair_envs(dir.path(), "reject", "1h");
     let out = spawn_assessor(&assessor).wait(GUARD).await;
     out.assert_code(0);
-    assert_eq!(read_json(&dir.path().join("result.json"))["verdict"], "reject");
+    assert_eq!(
+        read_json(&dir.path().join("result.json"))["verdict"],
+        "reject"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awaiting_needs_a_result_file() {
     let dir = tempdir();
     let (assessor, _) = pair_envs(dir.path(), "accept", "10s");
-    let out = spawn_assessor(&assessor.remove("RESULT_PATH")).wait(GUARD).await;
+    let out = spawn_assessor(&assessor.remove("RESULT_PATH"))
+        .wait(GUARD)
+        .await;
     out.assert_code(2);
     assert!(
         out.stderr.contains("RESULT_PATH") && out.stderr.contains("ASSESSOR_AWAIT_DELIVERY"),

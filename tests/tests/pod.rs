@@ -279,10 +279,8 @@ async fn a_notifier_down_during_the_run_still_gets_the_delivery_before_the_pod_s
     );
     assert_eq!(assessor.exit.code, 0, "{}", pod.describe());
     assert_eq!(relay.exit.code, 0, "{}", pod.describe());
-    let receipt: Value = serde_json::from_slice(
-        &std::fs::read(pod.volume("results").join("result.json.receipt")).unwrap(),
-    )
-    .unwrap();
+    let receipt = testkit::receipt_of(&pod.volume("results").join("result.json"))
+        .unwrap_or_else(|| panic!("no receipt\n{}", pod.describe()));
     assert_eq!(receipt["outcome"], "delivered", "{}", pod.describe());
     assert_eq!(receipt["webhook_id"], deliveries[0].webhook_id().as_str());
 }
