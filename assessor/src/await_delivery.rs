@@ -27,10 +27,21 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
      the result is written, and a retry delivers it again with the same webhook-id"
 )]
 pub(crate) struct NotConfirmed {
+    /// The first receipt missing.
     receipt: PathBuf,
     waited: Duration,
-    /// What was wrong with what was found, if anything (`; …`).
+    /// How many more are missing, and what was wrong with what was found,
+    /// if anything (`; …`).
     problem: String,
+}
+
+/// An accepted result whose receipt is awaited.
+#[derive(Debug, Clone)]
+pub(crate) struct Awaited {
+    /// The result file.
+    pub(crate) result: PathBuf,
+    /// Its id, when it has one: a receipt for another id does not count.
+    pub(crate) id: Option<String>,
 }
 
 /// Removes a receipt left from an earlier result at this path, so only a
@@ -56,46 +67,79 @@ pub(crate) async fn await_receipt(
     result_id: Option<&str>,
     timeout: Duration,
 ) -> Result<Receipt, NotConfirmed> {
-    let path = receipt_path(result_path);
-    tracing::info!(
-        receipt = %path.display(),
-        timeout_ms = timeout.as_millis() as u64,
-        "accepted; waiting for the relay's delivery receipt"
-    );
+    let awaited = [Awaited {
+        result: result_path.to_path_buf(),
+        id: result_id.map(str::to_string),
+    }];
+    let mut found = await_receipts(&awaited, timeout).await?;
+    Ok(found.pop().expect("one receipt per awaited result"))
+}
+
+/// Waits up to `timeout`, all together, for the receipts of every result in
+/// `awaited` (a batch's accepted results); their receipts, in order.
+pub(crate) async fn await_receipts(
+    awaited: &[Awaited],
+    timeout: Duration,
+) -> Result<Vec<Receipt>, NotConfirmed> {
+    let paths: Vec<PathBuf> = awaited.iter().map(|a| receipt_path(&a.result)).collect();
+    if let Some(first) = paths.first() {
+        tracing::info!(
+            receipt = %first.display(),
+            results = awaited.len(),
+            timeout_ms = timeout.as_millis() as u64,
+            "accepted; waiting for the relay's delivery receipt"
+        );
+    }
     let started = Instant::now();
     let deadline = started.checked_add(timeout);
+    let mut found: Vec<Option<Receipt>> = vec![None; awaited.len()];
     let mut problem = None;
     loop {
-        match Receipt::read(&path) {
-            Ok(Some(receipt)) if result_id.is_none_or(|id| id == receipt.id) => {
-                tracing::info!(
-                    receipt = %path.display(),
-                    outcome = ?receipt.outcome,
-                    targets = receipt.deliveries.len(),
-                    webhook_id = %receipt.webhook_id,
-                    waited_ms = started.elapsed().as_millis() as u64,
-                    "delivery confirmed"
-                );
-                return Ok(receipt);
+        for ((slot, awaited), path) in found.iter_mut().zip(awaited).zip(&paths) {
+            if slot.is_some() {
+                continue;
             }
-            Ok(Some(receipt)) => {
-                problem = Some(format!(
-                    "the receipt there is for another result (id {:?})",
-                    receipt.id
-                ));
+            match Receipt::read(path) {
+                Ok(Some(receipt)) if awaited.id.as_deref().is_none_or(|id| id == receipt.id) => {
+                    tracing::info!(
+                        receipt = %path.display(),
+                        outcome = ?receipt.outcome,
+                        targets = receipt.deliveries.len(),
+                        webhook_id = %receipt.webhook_id,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "delivery confirmed"
+                    );
+                    *slot = Some(receipt);
+                }
+                Ok(Some(receipt)) => {
+                    problem = Some(format!(
+                        "{}: the receipt there is for another result (id {:?})",
+                        path.display(),
+                        receipt.id
+                    ));
+                }
+                Ok(None) => {}
+                Err(error) => problem = Some(error.to_string()),
             }
-            Ok(None) => {}
-            Err(error) => problem = Some(error.to_string()),
         }
+        let missing: Vec<usize> = (0..found.len()).filter(|&i| found[i].is_none()).collect();
+        let Some(&first) = missing.first() else {
+            return Ok(found.into_iter().flatten().collect());
+        };
         let now = Instant::now();
         let left = deadline.map_or(POLL_INTERVAL, |deadline| {
             deadline.saturating_duration_since(now)
         });
         if left.is_zero() {
+            let mut notes = Vec::new();
+            if missing.len() > 1 {
+                notes.push(format!("{} more missing", missing.len() - 1));
+            }
+            notes.extend(problem);
             return Err(NotConfirmed {
-                receipt: path,
+                receipt: paths[first].clone(),
                 waited: timeout,
-                problem: problem.map(|p| format!("; {p}")).unwrap_or_default(),
+                problem: notes.iter().map(|n| format!("; {n}")).collect(),
             });
         }
         tokio::time::sleep(left.min(POLL_INTERVAL)).await;
@@ -164,6 +208,40 @@ mod tests {
         // Removing it leaves the way clear.
         forget_old_receipt(&result);
         assert!(!receipt_path(&result).exists());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_waits_for_every_receipt_and_names_the_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let awaited: Vec<Awaited> = ["a", "b", "c"]
+            .iter()
+            .map(|id| Awaited {
+                result: dir.path().join(format!("{id}.json")),
+                id: Some(id.to_string()),
+            })
+            .collect();
+        std::fs::write(receipt_path(&awaited[0].result), receipt("a").to_bytes()).unwrap();
+        let error = await_receipts(&awaited, Duration::from_secs(3))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("b.json.receipt"), "{error}");
+        assert!(error.contains("1 more missing"), "{error}");
+        for id in ["b", "c"] {
+            let path = receipt_path(&dir.path().join(format!("{id}.json")));
+            std::fs::write(path, receipt(id).to_bytes()).unwrap();
+        }
+        let found = await_receipts(&awaited, Duration::from_secs(3))
+            .await
+            .unwrap();
+        let ids: Vec<&str> = found.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert!(
+            await_receipts(&[], Duration::ZERO)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test(start_paused = true)]
