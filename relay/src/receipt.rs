@@ -11,14 +11,14 @@
 
 use std::path::PathBuf;
 
-use shortlist_contract::atomic::{WriteError, write_atomic};
+use shortlist_contract::atomic::{Durability, WriteError, write_atomic_with};
 use shortlist_contract::receipt::{
     RECEIPT_VERSION, Receipt, ReceiptDelivery, ReceiptOutcome, receipt_name,
 };
 use shortlist_contract::result::now_rfc3339;
 
 use crate::notifier::Target;
-use crate::outbox::Outbox;
+use crate::outbox::{DeliveryRecord, Outbox};
 
 /// Where receipts go: the results directory.
 #[derive(Debug, Clone)]
@@ -45,17 +45,24 @@ impl Receipts {
     }
 
     /// Writes the `delivered` receipt when every target has a record, and
-    /// says whether it did. Blocking (reads records, fsyncs).
+    /// says whether it did. `just_recorded` is the record this caller has
+    /// just written (for that target, not read back). Blocking.
     pub(crate) fn write_if_delivered(
         &self,
         outbox: &Outbox,
         targets: &[Target],
         result: &ReceiptFor,
+        just_recorded: Option<(&str, &DeliveryRecord)>,
     ) -> bool {
         let mut deliveries = Vec::with_capacity(targets.len());
         for target in targets {
-            let Some(record) = outbox.read(&result.name, &target.key()) else {
-                return false;
+            let key = target.key();
+            let record = match just_recorded {
+                Some((recorded_key, record)) if recorded_key == key => record.clone(),
+                _ => match outbox.read(&result.name, &key) {
+                    Some(record) => record,
+                    None => return false,
+                },
             };
             deliveries.push(ReceiptDelivery {
                 target: record.target,
@@ -99,12 +106,18 @@ impl Receipts {
         self.path(name).is_file()
     }
 
+    /// Atomic (temp file + rename) but not fsynced: a receipt is read by a
+    /// process on the same machine while the relay runs, which sees it at
+    /// once; after a machine crash, the relay rewrites a lost receipt on
+    /// restart from the outbox's records (which are fsynced). Two fsyncs
+    /// per result would double the relay's cost in a burst.
+    ///
     /// A receipt that cannot be written is logged: the notifier has the
     /// message, but an assessor waiting for the receipt will time out (exit
     /// 6) and a retried pod delivers again, with the same `webhook-id`.
     fn write(&self, name: &str, receipt: &Receipt) {
         let path = self.path(name);
-        match write_atomic(&path, &receipt.to_bytes()) {
+        match write_atomic_with(&path, &receipt.to_bytes(), Durability::Deferred) {
             Ok(()) => tracing::debug!(file = %name, receipt = %path.display(), "receipt written"),
             Err(error) => report(name, &error),
         }

@@ -211,7 +211,12 @@ impl Deliveries {
                         let recorded = outbox.record(&receipt_for.name, &key, &record);
                         if recorded.is_ok() {
                             // The last target to finish writes the receipt.
-                            receipts.write_if_delivered(&outbox, &all, &receipt_for);
+                            receipts.write_if_delivered(
+                                &outbox,
+                                &all,
+                                &receipt_for,
+                                Some((&key, &record)),
+                            );
                         }
                         recorded
                     })
@@ -241,7 +246,7 @@ impl Deliveries {
                 webhook_id,
             };
             self.tasks.spawn_blocking(move || {
-                receipts.write_if_delivered(&outbox, &targets, &receipt_for);
+                receipts.write_if_delivered(&outbox, &targets, &receipt_for, None);
                 TaskDone::Receipt
             });
         }
