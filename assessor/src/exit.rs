@@ -18,6 +18,10 @@ pub(crate) enum Exit {
     BackendFailed,
     /// 5: the result could not be written (it is printed to stdout instead).
     ResultUnwritable,
+    /// 6: an accepted result is written, but the relay's receipt did not come
+    /// within ASSESSOR_AWAIT_DELIVERY (transient: a new pod delivers again,
+    /// with the same `webhook-id`).
+    DeliveryUnconfirmed,
 }
 
 impl Exit {
@@ -28,6 +32,7 @@ impl Exit {
             Exit::InvalidProfile => 3,
             Exit::BackendFailed => 4,
             Exit::ResultUnwritable => 5,
+            Exit::DeliveryUnconfirmed => 6,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! from transient ones.
 
 mod assess;
+mod await_delivery;
 mod batch;
 mod cache_entry;
 mod caption;
@@ -30,7 +31,7 @@ use std::process::ExitCode;
 
 use crate::exit::Exit;
 
-/// The assessor's whole life: exit code 0 to 5, with at most one error
+/// The assessor's whole life: exit code 0 to 6, with at most one error
 /// message on stderr.
 pub fn main() -> ExitCode {
     match run() {

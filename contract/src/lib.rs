@@ -6,7 +6,8 @@
 //! kinds ([`error_kind`]), the notification body the relay sends
 //! ([`notification`]), how that result is written so a watcher never
 //! sees half of it ([`atomic`]), and the JSON Schemas generated from these
-//! types ([`schema`]). It depends on no async runtime and no CLI parser, so
+//! types ([`schema`]), and the receipt a relay writes once an accepted
+//! result is delivered ([`receipt`]). It depends on no async runtime and no CLI parser, so
 //! a Rust assessor that only wants these types pulls in serde and little
 //! else. `docs/contract.md` is the prose version of this crate.
 
@@ -15,6 +16,7 @@ pub mod error_kind;
 pub mod hex;
 pub mod notification;
 pub mod profile;
+pub mod receipt;
 pub mod result;
 pub mod schema;
 

@@ -4,6 +4,7 @@
 
 use schemars::schema_for;
 
+use crate::receipt::Receipt;
 use crate::{AssessmentResult, Notification, Profile};
 
 /// The JSON Schema of profile v1, pretty-printed with a trailing newline.
@@ -14,6 +15,11 @@ pub fn profile_schema() -> String {
 /// The JSON Schema of result v1, pretty-printed with a trailing newline.
 pub fn result_schema() -> String {
     pretty(serde_json::to_value(schema_for!(AssessmentResult)).expect("schema serialises"))
+}
+
+/// The JSON Schema of the relay's delivery receipt v1.
+pub fn receipt_schema() -> String {
+    pretty(serde_json::to_value(schema_for!(Receipt)).expect("schema serialises"))
 }
 
 /// The JSON Schema of notification v1 (the body the relay sends), with
@@ -53,6 +59,7 @@ mod tests {
         for (name, generated) in [
             ("profile.v1.json", profile_schema()),
             ("result.v1.json", result_schema()),
+            ("receipt.v1.json", receipt_schema()),
             ("notification.v1.json", notification_schema()),
         ] {
             let path = committed(name);

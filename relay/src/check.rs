@@ -304,7 +304,9 @@ impl Checker {
             ),
             Decision::Skip(Skip::BelowMinScore { score, min_score }) => (
                 Action::Skip,
-                format!("accepted, but score {score} is below RELAY_MIN_SCORE {min_score}"),
+                format!(
+                    "accepted, but score {score} is below RELAY_MIN_SCORE {min_score} (its receipt says not_forwarded)"
+                ),
             ),
             Decision::AssessorError { kind, message } => (
                 Action::Skip,

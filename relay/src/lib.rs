@@ -1,5 +1,6 @@
 //! The Shortlist relay: watches the results volume and delivers accepted
-//! verdicts to notifiers, exactly once per target, and ends so the Job can
+//! verdicts to notifiers, at least once per target with a stable
+//! `webhook-id`, confirms each with a receipt, and ends so the Job can
 //! complete.
 //!
 //! One way through: `config` turns flags and env into each component's
@@ -8,7 +9,8 @@
 //! whether to forward it (with the profile from `profile` and the ids from
 //! `identity`); `deliver` sends it to each `notifier` target with retries
 //! and records it in the `outbox`, which remembers deliveries across
-//! restarts; [`run`] is the loop between them; `exit` holds the codes.
+//! restarts, and writes the `receipt` an awaiting assessor looks for;
+//! [`run`] is the loop between them; `exit` holds the codes.
 //! [`check`] (`relay check FILE...`) runs one file at a time through the
 //! same reading, deciding and rendering, and says what the loop would do.
 //!
@@ -26,6 +28,7 @@ mod identity;
 mod notifier;
 mod outbox;
 mod profile;
+mod receipt;
 mod run;
 mod settle;
 mod watch;

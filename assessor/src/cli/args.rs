@@ -144,6 +144,11 @@ pub(crate) struct InputArgs {
     #[arg(long = "result", env = "RESULT_PATH", value_name = "PATH")]
     pub(crate) result_path: Option<PathBuf>,
 
+    /// After writing an accepted result, wait this long for the relay's receipt
+    /// (RESULT_PATH + `.receipt`); exit 6 when none comes. Needs RESULT_PATH.
+    #[arg(long = "await-delivery", env = "ASSESSOR_AWAIT_DELIVERY", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) await_delivery: Option<Duration>,
+
     /// A JSON file holding any of these settings, keyed by environment variable name.
     #[arg(long = "config", env = "CONFIG_PATH", value_name = "PATH")]
     pub(crate) config_path: Option<PathBuf>,
