@@ -31,6 +31,7 @@ use crate::identity;
 use crate::notifier::{Auth, Delivery, Rendered, parse_targets};
 use crate::profile::ProfileFallback;
 use crate::settle::{ReadError, read_result};
+use crate::watch::{self, Watch};
 
 /// What `relay check` was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +110,9 @@ struct Report {
     id_source: Option<IdSource>,
     /// Forwarded results only: the Standard Webhooks `webhook-id`.
     webhook_id: Option<String>,
+    /// When the relay would not even read this name where it lies (a
+    /// name WATCH_DIR skips, or an atomic writer's temp name).
+    note: Option<String>,
     /// `--payload`, forwarded results only: the body a plain https webhook
     /// receives (file:// and stdout: lines add `webhook_id` and `delivered_at`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,6 +132,7 @@ impl Report {
             id: None,
             id_source: None,
             webhook_id: None,
+            note: None,
             payload: None,
         }
     }
@@ -160,6 +165,9 @@ impl Report {
         if let Some(webhook_id) = &self.webhook_id {
             line.push_str(&format!(", webhook-id {webhook_id}"));
         }
+        if let Some(note) = &self.note {
+            line.push_str(&format!("; note: {note}"));
+        }
         if let Some(payload) = &self.payload {
             line.push('\n');
             line.push_str(&payload.to_string());
@@ -179,7 +187,8 @@ pub fn check(options: &CheckOptions, out: &mut impl Write) -> std::io::Result<Ex
     };
     let mut exit = Exit::Done;
     for file in &options.files {
-        let report = checker.check(file);
+        let mut report = checker.check(file);
+        report.note = name_note(file);
         if report.action == Action::Invalid {
             exit = Exit::InvalidResult;
         }
@@ -342,6 +351,7 @@ impl Checker {
             id,
             id_source: Some(id_source),
             webhook_id,
+            note: None,
             payload,
         }
     }
@@ -387,6 +397,32 @@ fn offending_field(bytes: &[u8]) -> Option<String> {
     })
 }
 
+/// Whether the relay would pick this file's name up at all, by the
+/// watcher's own filter: a WATCH_DIR relay reads only `*.json` names, and
+/// no relay reads an atomic writer's temp name (RESULT_PATH reads any other).
+fn name_note(file: &Path) -> Option<String> {
+    let name = file.file_name()?.to_string_lossy().into_owned();
+    let wants = |watch: Watch| {
+        watch::Settings {
+            watch,
+            ignore: None,
+            poll_interval: None,
+        }
+        .wants(&name)
+    };
+    let dir = PathBuf::from(".");
+    if !wants(Watch::File {
+        dir: dir.clone(),
+        name: name.clone(),
+    }) {
+        Some("the relay never reads this name: it is an atomic writer's temp name".into())
+    } else if !wants(Watch::Dir(dir)) {
+        Some("a relay watching the directory (WATCH_DIR) skips this name (it reads *.json); only RESULT_PATH would read it".into())
+    } else {
+        None
+    }
+}
+
 /// What a name that is not a regular file is, in words.
 fn file_kind(kind: &std::fs::FileType) -> &'static str {
     if kind.is_dir() {
@@ -407,6 +443,15 @@ fn file_kind(kind: &std::fs::FileType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_the_watcher_skips_are_noted() {
+        assert_eq!(name_note(Path::new("out/result.json")), None);
+        let txt = name_note(Path::new("out/result.txt")).unwrap();
+        assert!(txt.contains("WATCH_DIR"), "{txt}");
+        let temp = name_note(Path::new("out/.result.json.x.tmp")).unwrap();
+        assert!(temp.contains("temp name"), "{temp}");
+    }
 
     #[test]
     fn the_offending_field_is_named() {

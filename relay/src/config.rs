@@ -186,7 +186,7 @@ struct CheckArgs {
     files: Vec<PathBuf>,
 
     /// One JSON object per line: file, action, reason, field, verdict, score,
-    /// status, id, id_source, webhook_id.
+    /// status, id, id_source, webhook_id, note.
     #[arg(long)]
     json: bool,
 

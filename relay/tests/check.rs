@@ -153,6 +153,11 @@ async fn every_file_valid_exits_0_whatever_the_verdicts() {
         write_atomic(dir.path(), "error.json", &error_result(&sample("s03"))),
         write_bytes(dir.path(), "minimal.json", br#"{"verdict":"accept"}"#),
         write_bytes(dir.path(), "null.json", br#"{"verdict":null}"#),
+        write_bytes(
+            dir.path(),
+            "named.txt",
+            br#"{"verdict":"accept","id":"t1"}"#,
+        ),
     ];
     let args: Vec<&str> = files.iter().map(|p| path_str(p)).collect();
     let out = check(&Envs::new(), &args).await;
@@ -174,6 +179,14 @@ async fn every_file_valid_exits_0_whatever_the_verdicts() {
         "{}",
         out.ctx()
     );
+    // Valid, but a WATCH_DIR relay would never read that name: said too.
+    let named = line_for(&out, "named.txt");
+    assert!(
+        named.starts_with("forward ")
+            && named.contains("note: a relay watching the directory (WATCH_DIR) skips this name"),
+        "{named}"
+    );
+    assert!(!minimal.contains("note:"), "{minimal}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,6 +236,7 @@ async fn json_lines_carry_action_reason_field_and_ids() {
     assert_eq!(accepted["id_source"], "result");
     assert_eq!(accepted["webhook_id"], documented_webhook_id("s01"));
     assert_eq!(accepted["field"], Value::Null);
+    assert_eq!(accepted["note"], Value::Null);
     assert!(accepted.get("payload").is_none(), "only with --payload");
 
     let rejected = &lines["rejected.json"];
