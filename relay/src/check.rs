@@ -2,11 +2,11 @@
 //! file, for custom-assessor authors, without sending anything.
 //!
 //! Every step is the relay's own: the file is read and validated by
-//! [`settle::read_result`] (size cap, the "incomplete" versus "breaks the
+//! [`read_result`] (size cap, the "incomplete" versus "breaks the
 //! contract" distinction), decided by [`decide`] with RELAY_MIN_SCORE, its
 //! profile comes from [`ProfileFallback`] (PROFILE_PATH), its ids from
 //! [`identity`], and the `--payload` body from the webhook target's own
-//! [`Target::render`]. So a file that checks `forward` here is forwarded
+//! `Target::render`. So a file that checks `forward` here is forwarded
 //! by the relay with that `webhook-id` and that body.
 //!
 //! What check does differently is only where the relay would wait or stay

@@ -11,12 +11,12 @@
 //! and records it in the `outbox`, which remembers deliveries across
 //! restarts, and writes the `receipt` an awaiting assessor looks for;
 //! [`run`] is the loop between them; `exit` holds the codes.
-//! [`check`] (`relay check FILE...`) runs one file at a time through the
+//! [`check()`] (`relay check FILE...`) runs one file at a time through the
 //! same reading, deciding and rendering, and says what the loop would do.
 //!
 //! The public surface is what the binary (and an in-process test) needs:
-//! an [`Invocation`] (or [`Settings`]) from arguments, [`run`] with a
-//! shutdown future or [`check`], and the [`Exit`] code.
+//! an [`Invocation`] (or [`Settings`]) from arguments, [`run()`] with a
+//! shutdown future or [`check()`], and the [`Exit`] code.
 
 mod check;
 mod config;
