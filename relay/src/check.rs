@@ -187,8 +187,7 @@ pub fn check(options: &CheckOptions, out: &mut impl Write) -> std::io::Result<Ex
     };
     let mut exit = Exit::Done;
     for file in &options.files {
-        let mut report = checker.check(file);
-        report.note = name_note(file);
+        let report = checker.check(file);
         if report.action == Action::Invalid {
             exit = Exit::InvalidResult;
         }
@@ -250,7 +249,7 @@ impl Checker {
                 );
             }
         };
-        match read_result(file, &meta) {
+        let mut report = match read_result(file, &meta) {
             Ok(result) => self.decide(file, result),
             Err(ReadError::Violation(reason)) => {
                 let field = std::fs::read(file)
@@ -265,7 +264,10 @@ impl Checker {
                 ),
                 None,
             ),
-        }
+        };
+        // Only for a file that is there: a missing name or a FIFO already says enough.
+        report.note = name_note(file);
+        report
     }
 
     /// What the relay's loop does with a parsed result (`run.rs`'s
