@@ -11,11 +11,14 @@
 //! and records it in the `outbox`, which remembers deliveries across
 //! restarts, and writes the `receipt` an awaiting assessor looks for;
 //! [`run`] is the loop between them; `exit` holds the codes.
+//! [`check()`] (`relay check FILE...`) runs one file at a time through the
+//! same reading, deciding and rendering, and says what the loop would do.
 //!
 //! The public surface is what the binary (and an in-process test) needs:
-//! [`Settings`] from arguments, [`run`] with a shutdown future, and the
-//! [`Exit`] code.
+//! an [`Invocation`] (or [`Settings`]) from arguments, [`run()`] with a
+//! shutdown future or [`check()`], and the [`Exit`] code.
 
+mod check;
 mod config;
 mod decide;
 mod deliver;
@@ -30,7 +33,8 @@ mod run;
 mod settle;
 mod watch;
 
-pub use config::{ConfigError, Settings};
+pub use check::{CheckOptions, check};
+pub use config::{ConfigError, Invocation, Settings};
 pub use deliver::ClientError;
 pub use exit::Exit;
 pub use run::run;

@@ -256,7 +256,7 @@ impl SettleTracker {
 
 /// Why a file is not a result; each says why in words.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-enum ReadError {
+pub(crate) enum ReadError {
     /// Not complete JSON (yet): empty, cut off, unreadable, too large. More
     /// writes may complete it, so it waits for the settle timeout.
     #[error("{0}")]
@@ -267,8 +267,12 @@ enum ReadError {
     Violation(String),
 }
 
-/// Reads and parses one result file.
-fn read_result(path: &Path, meta: &std::fs::Metadata) -> Result<AssessmentResult, ReadError> {
+/// Reads and parses one result file (`relay check` reads through here too,
+/// so it says what the running relay would).
+pub(crate) fn read_result(
+    path: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<AssessmentResult, ReadError> {
     if meta.len() > MAX_RESULT_BYTES {
         return Err(ReadError::Incomplete(format!(
             "is {} bytes, larger than the {MAX_RESULT_BYTES}-byte limit",
