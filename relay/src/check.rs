@@ -251,12 +251,7 @@ impl Checker {
         };
         let mut report = match read_result(file, &meta) {
             Ok(result) => self.decide(file, result),
-            Err(ReadError::Violation(reason)) => {
-                let field = std::fs::read(file)
-                    .ok()
-                    .and_then(|bytes| offending_field(&bytes));
-                Report::invalid(file, reason, field)
-            }
+            Err(ReadError::Violation { reason, field }) => Report::invalid(file, reason, field),
             Err(ReadError::Incomplete(reason)) => Report::invalid(
                 file,
                 format!(
@@ -378,27 +373,6 @@ fn webhook_body(result: &AssessmentResult, profile: Option<&Value>, webhook_id: 
     }
 }
 
-/// The top-level field of a complete JSON document that breaks the result
-/// contract: each field is tried on its own (beside a `null` verdict), and
-/// the first one refused is named; `verdict` when it is missing. `None`
-/// when the document is not an object or no single field is to blame.
-fn offending_field(bytes: &[u8]) -> Option<String> {
-    let Ok(Value::Object(document)) = serde_json::from_slice::<Value>(bytes) else {
-        return None;
-    };
-    if !document.contains_key("verdict") {
-        return Some("verdict".to_string());
-    }
-    document.into_iter().find_map(|(key, value)| {
-        let mut probe = serde_json::Map::new();
-        probe.insert("verdict".to_string(), Value::Null);
-        probe.insert(key.clone(), value);
-        serde_json::from_value::<AssessmentResult>(Value::Object(probe))
-            .is_err()
-            .then_some(key)
-    })
-}
-
 /// Whether the relay would pick this file's name up at all, by the
 /// watcher's own filter: a WATCH_DIR relay reads only `*.json` names, and
 /// no relay reads an atomic writer's temp name (RESULT_PATH reads any other).
@@ -453,25 +427,5 @@ mod tests {
         assert!(txt.contains("WATCH_DIR"), "{txt}");
         let temp = name_note(Path::new("out/.result.json.x.tmp")).unwrap();
         assert!(temp.contains("temp name"), "{temp}");
-    }
-
-    #[test]
-    fn the_offending_field_is_named() {
-        for (text, field) in [
-            (r#"{"verdict":"accept","score":86}"#, Some("score")),
-            (r#"{"verdict":"maybe"}"#, Some("verdict")),
-            (r#"{"score":0.5}"#, Some("verdict")),
-            (r#"{"verdict":"accept","status":"fine"}"#, Some("status")),
-            (r#"{"verdict":"accept","id":true}"#, Some("id")),
-            (
-                r#"{"verdict":"accept","backend":{"model":"m"}}"#,
-                Some("backend"),
-            ),
-            (r#"{"verdict":"accept","reasons":"one"}"#, Some("reasons")),
-            (r#"[{"verdict":"accept"}]"#, None),
-            (r#"{"verdict":"accept"}"#, None),
-        ] {
-            assert_eq!(offending_field(text.as_bytes()).as_deref(), field, "{text}");
-        }
     }
 }
