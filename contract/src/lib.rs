@@ -13,6 +13,7 @@ pub mod atomic;
 pub mod error_kind;
 pub mod hex;
 pub mod profile;
+pub mod regular_file;
 pub mod result;
 pub mod schema;
 
