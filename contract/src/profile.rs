@@ -348,6 +348,27 @@ mod tests {
     }
 
     #[test]
+    fn read_file_refuses_what_is_not_a_regular_file() {
+        let error = Profile::read_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ProfileUnreadable);
+        assert_eq!(
+            error.to_string(),
+            "/dev/zero: is a character device, expected a regular profile JSON file"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_PROFILE_BYTES as usize + 1]).unwrap();
+        let error = Profile::read_file(&big).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ProfileInvalid);
+        assert!(
+            error
+                .to_string()
+                .ends_with("is 16777217 bytes, larger than the 16777216-byte limit for a profile"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn garbage_never_panics() {
         let garbage: Vec<u8> = (0..4096u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)

@@ -278,6 +278,23 @@ mod tests {
     }
 
     #[test]
+    fn an_over_long_line_is_reported_and_the_next_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let mut bytes = vec![b'x'; MAX_PROFILE_BYTES as usize + 100];
+        bytes.extend_from_slice(b"\n{\"text\":\"after\",\"metadata\":{\"id\":\"b\"}}\n");
+        std::fs::write(&path, bytes).unwrap();
+        let (items, stats) = collect(InputFormat::Jsonl, &path, None);
+        assert_eq!(stats.entries, 2);
+        let error = items[0].parsed.as_ref().unwrap_err();
+        assert!(
+            matches!(error, ProfileError::TooLarge { size: Some(size), .. } if *size == MAX_PROFILE_BYTES + 101),
+            "{error}"
+        );
+        assert_eq!(items[1].id.as_deref(), Some("b"));
+    }
+
+    #[test]
     fn directories_are_read_in_name_order_skipping_hidden_files() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["b.json", "a.json", ".hidden.json", "notes.txt"] {

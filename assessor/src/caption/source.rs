@@ -334,6 +334,12 @@ mod tests {
         std::fs::write(base.join("photos/a.png"), PNG).unwrap();
         std::fs::write(root.path().join("outside.png"), PNG).unwrap();
         std::os::unix::fs::symlink(root.path().join("outside.png"), base.join("link.png")).unwrap();
+        // A FIFO nothing writes to: refused, not read (reading would block).
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(base.join("photos/pipe.png"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
         let base = std::fs::canonicalize(&base).unwrap();
         assert_eq!(
             read_local(&base, Path::new("photos/a.png"), 1024).unwrap(),
@@ -351,6 +357,7 @@ mod tests {
             ("/etc/passwd", "image_refused"),
             ("photos/missing.png", "image_not_found"),
             ("photos", "image_unreadable"),
+            ("photos/pipe.png", "image_unreadable"),
         ] {
             assert_eq!(
                 read_local(&base, Path::new(path), 1024).unwrap_err().kind(),
