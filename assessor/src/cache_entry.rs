@@ -12,6 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use shortlist_contract::atomic::{Durability, write_atomic_with};
 
+/// The most one entry may hold: a reply or a caption is a few KiB.
+const MAX_ENTRY_BYTES: u64 = 16 * 1024 * 1024;
+
 /// An entry as stored: the version tag beside the cache's own fields.
 #[derive(Serialize, Deserialize)]
 struct Stored<T> {
@@ -42,7 +45,15 @@ impl EntryStore {
     /// The entry under `key`, when there is a readable one of this version.
     pub(crate) async fn load<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let path = self.path(key);
-        let bytes = tokio::fs::read(&path).await.ok()?;
+        // A regular file, capped: a FIFO or a device planted in the cache
+        // directory is a miss, not a hang.
+        let read_path = path.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            shortlist_contract::regular_file::read(&read_path, MAX_ENTRY_BYTES)
+        })
+        .await
+        .ok()?
+        .ok()?;
         match serde_json::from_slice::<Stored<T>>(&bytes) {
             Ok(stored) if stored.schema == self.schema => Some(stored.body),
             _ => {

@@ -113,8 +113,40 @@ pub(crate) struct WireUsage {
 /// One server: its client and its endpoint as shown in messages.
 pub(crate) struct ChatHttp {
     client: Client<OpenAIConfig>,
-    /// `{base}/chat/completions` without credentials, for messages.
+    /// `{base}/chat/completions` without credentials and with query values
+    /// hidden, for messages.
     pub(crate) endpoint: String,
+}
+
+/// A base URL as requests use it: async-openai appends `/chat/completions`
+/// to `api_base` as text, so a query string (`/v1?api-key=…`) must be taken
+/// off first and put back on each request by our transport, or the path
+/// would become `v1?api-key=…/chat/completions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SplitBase {
+    /// Scheme, credentials, host and path, without a trailing slash.
+    api_base: String,
+    /// The query as written (still encoded), without its `?`.
+    query: Option<String>,
+}
+
+fn split_base(base_url: &str) -> SplitBase {
+    match reqwest::Url::parse(base_url) {
+        Ok(mut url) => {
+            let query = url.query().filter(|q| !q.is_empty()).map(str::to_string);
+            url.set_query(None);
+            url.set_fragment(None);
+            SplitBase {
+                api_base: url.as_str().trim_end_matches('/').to_string(),
+                query,
+            }
+        }
+        // Validated at start-up; passed on as given if it ever is not.
+        Err(_) => SplitBase {
+            api_base: base_url.trim_end_matches('/').to_string(),
+            query: None,
+        },
+    }
 }
 
 impl ChatHttp {
@@ -138,15 +170,18 @@ impl ChatHttp {
         let http = builder
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let base = split_base(base_url);
         // Always set (possibly empty) so async-openai never reads a key from
         // its own environment defaults behind our back.
         let config = OpenAIConfig::new()
-            .with_api_base(base_url.to_string())
+            .with_api_base(base.api_base)
             .with_api_key(api_key.map(|k| k.expose().to_string()).unwrap_or_default());
         let transport_client = http.clone();
+        let query = base.query;
         let transport = tower::service_fn(move |factory: HttpRequestFactory| {
             let http = transport_client.clone();
-            async move { send(&http, factory).await }
+            let query = query.clone();
+            async move { send(&http, query.as_deref(), factory).await }
         });
         Ok(ChatHttp {
             client: Client::build(http, config).with_http_service(transport),
@@ -169,9 +204,19 @@ impl ChatHttp {
 /// and body intact.
 async fn send(
     http: &reqwest::Client,
+    base_query: Option<&str>,
     factory: HttpRequestFactory,
 ) -> Result<reqwest::Response, OpenAIError> {
     let mut request = factory.build().await?;
+    // The base URL's own query, where it was written: after the path.
+    if let Some(base_query) = base_query {
+        let url = request.url_mut();
+        let query = match url.query().filter(|q| !q.is_empty()) {
+            Some(own) => format!("{base_query}&{own}"),
+            None => base_query.to_string(),
+        };
+        url.set_query(Some(&query));
+    }
     let headers = request.headers_mut();
     // async-openai always sends a Bearer header; without a key it would be an
     // empty "Bearer ", which some proxies reject.
@@ -205,9 +250,13 @@ fn classify(error: OpenAIError) -> CallError {
             Ok(status) => CallError::Status(*status),
             Err(other) => CallError::Transport(other.to_string()),
         },
+        // reqwest's messages name the full URL, query (and a key in it)
+        // included; the caller names the endpoint itself, redacted.
         OpenAIError::Reqwest(e) if e.is_timeout() => CallError::Timeout,
-        OpenAIError::Reqwest(e) if e.is_connect() => CallError::Connect(error_chain(&e)),
-        OpenAIError::Reqwest(e) => CallError::Transport(error_chain(&e)),
+        OpenAIError::Reqwest(e) if e.is_connect() => {
+            CallError::Connect(error_chain(&e.without_url()))
+        }
+        OpenAIError::Reqwest(e) => CallError::Transport(error_chain(&e.without_url())),
         OpenAIError::JSONDeserialize(e, content) => {
             CallError::BadBody(format!("{e}: {}", excerpt(&content)))
         }
@@ -215,16 +264,55 @@ fn classify(error: OpenAIError) -> CallError {
     }
 }
 
-/// `{base}/chat/completions` with any userinfo removed.
+/// `{base}/chat/completions` as shown in messages: the path joined before
+/// the query, credentials removed and query values hidden
+/// ([`redact_url`]).
 pub(crate) fn display_endpoint(base_url: &str) -> String {
     match reqwest::Url::parse(base_url) {
         Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            format!("{}/chat/completions", url.as_str().trim_end_matches('/'))
+            if let Ok(mut segments) = url.path_segments_mut() {
+                segments.pop_if_empty().extend(["chat", "completions"]);
+            }
+            redact(url)
         }
-        Err(_) => format!("{base_url}/chat/completions"),
+        Err(_) => format!("{}/chat/completions", redact_url(base_url)),
     }
+}
+
+/// A URL as it may be shown (in a result, a log line, an error message):
+/// without `user:password@`, without a fragment, and with every query value
+/// replaced by `***` (`?api-key=***`), because some servers take their key
+/// in the query and the operator's URL must not leak it. Keys stay, so the
+/// reader still sees which parameters were given. Text that is not a URL is
+/// shown up to a `?` or `#`.
+pub(crate) fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(url) => redact(url),
+        Err(_) => {
+            let end = url.find(['?', '#']).unwrap_or(url.len());
+            let hidden = if end < url.len() { "?***" } else { "" };
+            format!("{}{hidden}", &url[..end])
+        }
+    }
+}
+
+fn redact(mut url: reqwest::Url) -> String {
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_fragment(None);
+    if let Some(query) = url.query().map(str::to_string) {
+        let hidden: Vec<String> = query
+            .split('&')
+            .filter(|part| !part.is_empty())
+            .map(|part| match part.split_once('=') {
+                Some((key, _)) => format!("{key}=***"),
+                // A bare token may be the secret itself.
+                None => "***".to_string(),
+            })
+            .collect();
+        url.set_query((!hidden.is_empty()).then(|| hidden.join("&")).as_deref());
+    }
+    url.to_string()
 }
 
 #[cfg(test)]
@@ -237,5 +325,36 @@ mod tests {
             display_endpoint("http://user:pw@localhost:8080/v1"),
             "http://localhost:8080/v1/chat/completions"
         );
+    }
+
+    #[test]
+    fn the_query_stays_after_the_path_and_its_values_are_hidden() {
+        assert_eq!(
+            split_base("http://host/v1?api-key=SECRET&x=1"),
+            SplitBase {
+                api_base: "http://host/v1".into(),
+                query: Some("api-key=SECRET&x=1".into()),
+            }
+        );
+        assert_eq!(
+            split_base("http://host/v1/").api_base,
+            "http://host/v1",
+            "no trailing slash"
+        );
+        assert_eq!(split_base("http://host/v1?").query, None);
+        assert_eq!(
+            display_endpoint("http://u:p@host/v1?api-key=SECRET&flag"),
+            "http://host/v1/chat/completions?api-key=***&***"
+        );
+        assert_eq!(
+            display_endpoint("http://host/v1/?key=SECRET#frag"),
+            "http://host/v1/chat/completions?key=***"
+        );
+        assert_eq!(
+            redact_url("https://host/a?sig=SECRET"),
+            "https://host/a?sig=***"
+        );
+        assert_eq!(redact_url("not a url?key=SECRET"), "not a url?***");
+        assert_eq!(redact_url("http://host/v1"), "http://host/v1");
     }
 }

@@ -28,7 +28,7 @@ pub(crate) enum EvalError {
     #[error("{}: cannot read the labels: {error}", path.display())]
     LabelsUnreadable {
         path: PathBuf,
-        error: std::io::Error,
+        error: shortlist_contract::regular_file::ReadError,
     },
     #[error("{}: the labels must be a JSON object of id → \"accept\" | \"reject\": {message}", path.display())]
     LabelsInvalid { path: PathBuf, message: String },
@@ -139,11 +139,20 @@ pub(crate) struct Changed {
     pub(crate) second: Option<&'static str>,
 }
 
+/// The most a labels file may hold: an id and a verdict per profile, so
+/// 32 MiB is hundreds of thousands of labels.
+const MAX_LABELS_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The most a result file may hold to be scored (the relay's limit too).
+const MAX_RESULT_BYTES: u64 = 32 * 1024 * 1024;
+
 pub(crate) fn read_labels(path: &Path) -> Result<BTreeMap<String, Verdict>, EvalError> {
-    let text = std::fs::read_to_string(path).map_err(|error| EvalError::LabelsUnreadable {
-        path: path.to_path_buf(),
-        error,
-    })?;
+    let text = shortlist_contract::regular_file::read_to_string(path, MAX_LABELS_BYTES).map_err(
+        |error| EvalError::LabelsUnreadable {
+            path: path.to_path_buf(),
+            error,
+        },
+    )?;
     let invalid = |message: String| EvalError::LabelsInvalid {
         path: path.to_path_buf(),
         message,
@@ -191,8 +200,14 @@ pub(crate) fn evaluate(
     let mut found: BTreeMap<String, AssessmentResult> = BTreeMap::new();
     let mut unlabelled = 0;
     for file in files {
-        let Ok(bytes) = std::fs::read(&file) else {
-            continue;
+        // Capped and regular files only: a FIFO named `*.json` among the
+        // results must not hang the eval.
+        let bytes = match shortlist_contract::regular_file::read(&file, MAX_RESULT_BYTES) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(file = %file.display(), %error, "cannot read; ignored");
+                continue;
+            }
         };
         let Ok(result) = serde_json::from_slice::<AssessmentResult>(&bytes) else {
             tracing::warn!(file = %file.display(), "not a result; ignored");

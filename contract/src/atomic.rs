@@ -84,12 +84,16 @@ pub fn write_atomic_with(
     };
     let file_name = path
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| n.to_os_string())
         .unwrap_or_else(|| "result".into());
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(temp_stem_os(&file_name));
+    prefix.push(".");
     // 0644, not tempfile's 0600: in a pod the reader (the relay) may run as
     // another user than the writer.
     let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
+        .prefix(&prefix)
+        .rand_bytes(TEMP_RANDOM_CHARS)
         .suffix(".tmp")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(&dir)
@@ -121,10 +125,61 @@ pub fn write_atomic_with(
     Ok(())
 }
 
-/// The file name a temp file of [`write_atomic`] was for:
-/// `.result.json.a1B2c3.tmp` → `result.json`; `None` for other names. Lets a
-/// later writer of the same name clean up after one that was killed
-/// mid-write.
+/// The longest file name most filesystems take (ext4, xfs, btrfs, tmpfs:
+/// `NAME_MAX`, in bytes).
+const NAME_MAX: usize = 255;
+
+/// The random part of a temp name (tempfile's default).
+const TEMP_RANDOM_CHARS: usize = 6;
+
+/// What a temp name adds around its stem: `.`, `.`, the random part, `.tmp`.
+const TEMP_OVERHEAD: usize = 1 + 1 + TEMP_RANDOM_CHARS + ".tmp".len();
+
+/// How much of a long name its shortened stem keeps (the rest is a hash).
+const LONG_NAME_KEPT: usize = 200;
+
+/// The stem of the temp names for a target named `name`: the name itself
+/// when `.{name}.XXXXXX.tmp` fits in [`NAME_MAX`] bytes, else its first
+/// bytes, `~` and 16 hex digits of its SHA-256 (so two long names with the
+/// same beginning still get different stems). Any name a filesystem takes
+/// can thus be written atomically: a 250-byte `RESULT_PATH` name would
+/// otherwise need a 262-byte temp name, which the filesystem refuses.
+pub fn temp_stem(name: &str) -> std::borrow::Cow<'_, str> {
+    match temp_stem_os(std::ffi::OsStr::new(name)) {
+        std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(name),
+        std::borrow::Cow::Owned(stem) => {
+            std::borrow::Cow::Owned(stem.to_string_lossy().into_owned())
+        }
+    }
+}
+
+/// [`temp_stem`] for a name that may not be UTF-8.
+fn temp_stem_os(name: &std::ffi::OsStr) -> std::borrow::Cow<'_, std::ffi::OsStr> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = name.as_bytes();
+    if bytes.len() + TEMP_OVERHEAD <= NAME_MAX {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut kept = LONG_NAME_KEPT;
+    // Cut a UTF-8 name on a character boundary, so the stem stays readable.
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        while !text.is_char_boundary(kept) {
+            kept -= 1;
+        }
+    }
+    let digest = Sha256::digest(bytes);
+    let mut stem = bytes[..kept].to_vec();
+    stem.push(b'~');
+    stem.extend_from_slice(crate::hex::encode(&digest[..8]).as_bytes());
+    std::borrow::Cow::Owned(std::ffi::OsString::from_vec(stem))
+}
+
+/// The stem a temp file of [`write_atomic`] was named after:
+/// `.result.json.a1B2c3.tmp` → `result.json`; `None` for other names. For
+/// every name short enough (see [`temp_stem`]) that is the target's name,
+/// which lets a later writer of the same name clean up after one that was
+/// killed mid-write.
 pub fn temp_target(name: &str) -> Option<&str> {
     name.strip_prefix('.')?
         .strip_suffix(".tmp")?
@@ -192,6 +247,32 @@ mod tests {
             err.to_string().contains("/nonexistent-dir-xyz/result.json"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn any_valid_name_is_written_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [6, 200, 243, 244, 250, 255] {
+            let name = format!("{}.json", "r".repeat(len - ".json".len()));
+            let target = dir.path().join(&name);
+            write_atomic(&target, b"{}").unwrap_or_else(|e| panic!("{len} bytes: {e}"));
+            assert_eq!(std::fs::read(&target).unwrap(), b"{}");
+        }
+        // Multi-byte names are cut on a character boundary.
+        let name = "é".repeat(127);
+        assert_eq!(name.len(), 254);
+        write_atomic(&dir.path().join(&name), b"{}").unwrap();
+        let stem = temp_stem(&name);
+        assert!(stem.len() + TEMP_OVERHEAD <= NAME_MAX, "{stem}");
+        assert!(stem.starts_with("éé") && stem.contains('~'), "{stem}");
+        assert_ne!(temp_stem(&"a".repeat(250)), temp_stem(&"a".repeat(251)));
+        assert_eq!(temp_stem("result.json"), "result.json");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(names.is_empty(), "temp files left: {names:?}");
     }
 
     #[test]

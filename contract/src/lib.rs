@@ -6,10 +6,11 @@
 //! kinds ([`error_kind`]), the notification body the relay sends
 //! ([`notification`]), how that result is written so a watcher never
 //! sees half of it ([`atomic`]), and the JSON Schemas generated from these
-//! types ([`schema`]), and the receipt a relay writes once an accepted
-//! result is delivered ([`receipt`]). It depends on no async runtime and no CLI parser, so
-//! a Rust assessor that only wants these types pulls in serde and little
-//! else. `docs/contract.md` is the prose version of this crate.
+//! types ([`schema`]), the receipt a relay writes once an accepted result
+//! is delivered ([`receipt`]), and the one capped regular-file reader every
+//! side uses ([`regular_file`]). It depends on no async runtime and no CLI
+//! parser, so a Rust assessor that only wants these types pulls in serde
+//! and little else. `docs/contract.md` is the prose version of this crate.
 
 pub mod atomic;
 pub mod error_kind;
@@ -17,6 +18,7 @@ pub mod hex;
 pub mod notification;
 pub mod profile;
 pub mod receipt;
+pub mod regular_file;
 pub mod result;
 pub mod schema;
 

@@ -56,10 +56,19 @@ pub enum ProfileError {
         source_name: String,
         error: std::io::Error,
     },
-    #[error("{source_name}: is {size} bytes, larger than the {limit}-byte limit for a profile")]
+    /// A FIFO, a device, a socket: never opened for reading (a FIFO would
+    /// block, a device may never end).
+    #[error("{source_name}: is {found}, expected a regular profile JSON file")]
+    NotRegular {
+        source_name: String,
+        found: &'static str,
+    },
+    /// `size` is unknown when the file did not say it up front (it grew, or
+    /// a stream line was cut off).
+    #[error("{source_name}: {}larger than the {limit}-byte limit for a profile", match .size { Some(size) => format!("is {size} bytes, "), None => "is ".to_string() })]
     TooLarge {
         source_name: String,
-        size: u64,
+        size: Option<u64>,
         limit: u64,
     },
     #[error("{source_name}: is empty, expected a JSON object with a \"text\" field")]
@@ -87,6 +96,7 @@ impl ProfileError {
         match self {
             ProfileError::Missing { .. }
             | ProfileError::IsDirectory { .. }
+            | ProfileError::NotRegular { .. }
             | ProfileError::Unreadable { .. } => ErrorKind::ProfileUnreadable,
             _ => ErrorKind::ProfileInvalid,
         }
@@ -106,31 +116,35 @@ pub fn json_type_name(value: &Value) -> &'static str {
 }
 
 impl Profile {
-    /// Reads and validates a profile file.
+    /// Reads and validates a profile file: a regular file (after following
+    /// links) of at most [`MAX_PROFILE_BYTES`], read with that cap (see
+    /// [`crate::regular_file`]), so a FIFO or `/dev/zero` mounted as the
+    /// profile is refused at once instead of blocking or filling memory.
     pub fn read_file(path: &Path) -> Result<(Profile, Value), ProfileError> {
+        use crate::regular_file::{self, ReadError};
         let source_name = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => ProfileError::Missing {
+        let bytes = regular_file::read(path, MAX_PROFILE_BYTES).map_err(|error| match error {
+            ReadError::Missing => ProfileError::Missing {
                 source_name: source_name.clone(),
             },
-            _ => ProfileError::Unreadable {
+            ReadError::NotRegular {
+                found: "a directory",
+            } => ProfileError::IsDirectory {
+                source_name: source_name.clone(),
+            },
+            ReadError::NotRegular { found } => ProfileError::NotRegular {
+                source_name: source_name.clone(),
+                found,
+            },
+            ReadError::TooLarge { size, limit } => ProfileError::TooLarge {
+                source_name: source_name.clone(),
+                size,
+                limit,
+            },
+            ReadError::Io(error) => ProfileError::Unreadable {
                 source_name: source_name.clone(),
                 error,
             },
-        })?;
-        if meta.is_dir() {
-            return Err(ProfileError::IsDirectory { source_name });
-        }
-        if meta.len() > MAX_PROFILE_BYTES {
-            return Err(ProfileError::TooLarge {
-                source_name,
-                size: meta.len(),
-                limit: MAX_PROFILE_BYTES,
-            });
-        }
-        let bytes = std::fs::read(path).map_err(|error| ProfileError::Unreadable {
-            source_name: source_name.clone(),
-            error,
         })?;
         Profile::from_slice(&bytes, &source_name)
     }
@@ -142,7 +156,7 @@ impl Profile {
         if bytes.len() as u64 > MAX_PROFILE_BYTES {
             return Err(ProfileError::TooLarge {
                 source_name: name(),
-                size: bytes.len() as u64,
+                size: Some(bytes.len() as u64),
                 limit: MAX_PROFILE_BYTES,
             });
         }
@@ -330,6 +344,27 @@ mod tests {
         assert!(err("[1,2]").contains("expected a JSON object with a \"text\" field, found array"));
         assert!(
             err("{\"text\": ").starts_with("profile.json: is not valid JSON at line 1, column 9")
+        );
+    }
+
+    #[test]
+    fn read_file_refuses_what_is_not_a_regular_file() {
+        let error = Profile::read_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ProfileUnreadable);
+        assert_eq!(
+            error.to_string(),
+            "/dev/zero: is a character device, expected a regular profile JSON file"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_PROFILE_BYTES as usize + 1]).unwrap();
+        let error = Profile::read_file(&big).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ProfileInvalid);
+        assert!(
+            error
+                .to_string()
+                .ends_with("is 16777217 bytes, larger than the 16777216-byte limit for a profile"),
+            "{error}"
         );
     }
 

@@ -9,7 +9,6 @@
 //! override. Either is trimmed; a blank value counts as unset.
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
 /// The most a secret file may hold; secrets are short, and a file that is
@@ -58,26 +57,25 @@ pub fn read_secret(value: Option<&str>, file: Option<&Path>) -> std::io::Result<
 
 /// Reads a secret file: a regular file (after following links, as a
 /// mounted Secret's `..data` links are), at most [`MAX_SECRET_FILE_BYTES`],
-/// UTF-8. A FIFO or a device would block or never end.
+/// UTF-8. A FIFO or a device would block or never end; the one capped
+/// reader ([`shortlist_contract::regular_file`]) refuses both unread.
 pub fn read_secret_file(path: &Path) -> std::io::Result<String> {
+    use shortlist_contract::regular_file::{self, ReadError};
     use std::io::{Error, ErrorKind};
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(Error::new(
+    let bytes = regular_file::read(path, MAX_SECRET_FILE_BYTES).map_err(|error| match error {
+        ReadError::Missing => Error::new(ErrorKind::NotFound, "no such file"),
+        ReadError::NotRegular { found } => Error::new(
             ErrorKind::InvalidInput,
-            "not a regular file (a secret file must be a plain file, e.g. a mounted Secret's key)",
-        ));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        return Err(Error::new(
+            format!(
+                "is {found}, not a regular file (a secret file must be a plain file, e.g. a mounted Secret's key)"
+            ),
+        ),
+        ReadError::TooLarge { .. } => Error::new(
             ErrorKind::InvalidData,
             format!("larger than {MAX_SECRET_FILE_BYTES} bytes; is this really a secret?"),
-        ));
-    }
+        ),
+        ReadError::Io(error) => error,
+    })?;
     String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
 }
 

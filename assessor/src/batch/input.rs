@@ -60,10 +60,13 @@ pub(crate) struct InputStats {
     pub(crate) owned: u64,
 }
 
-/// The JSON documents of a directory, in name order: regular files (or
-/// links to them, as in a ConfigMap volume) named `*.json`, without hidden
-/// ones (temp files of an atomic writer, the kubelet's `..data`). Batch
-/// inputs and result directories are both read this way.
+/// The JSON documents of a directory, in name order: entries named
+/// `*.json` (or links to them, as in a ConfigMap volume) that are not
+/// directories, without hidden ones (temp files of an atomic writer, the
+/// kubelet's `..data`). Batch inputs and result directories are both read
+/// this way. A FIFO or a device named `*.json` is listed, not skipped: its
+/// reader refuses it with an error that names it
+/// ([`shortlist_contract::regular_file`]), so it is not silently lost.
 pub(crate) fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok())
@@ -72,7 +75,7 @@ pub(crate) fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             p.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();
                 !n.starts_with('.') && n.ends_with(".json")
-            }) && p.is_file()
+            }) && std::fs::metadata(p).is_ok_and(|m| !m.is_dir())
         })
         .collect();
     files.sort();
@@ -87,6 +90,67 @@ pub(crate) enum InputError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error(
+        "{}: is {found}; a JSONL batch input must be a regular file or a FIFO (named pipe)",
+        path.display()
+    )]
+    NotAStream { path: PathBuf, found: &'static str },
+}
+
+/// Opens a JSONL input: a regular file, or a FIFO that a producer streams
+/// into (opening it waits for the writer, as a reader of a pipe should). A
+/// device (`/dev/zero` never ends, and its one "line" would be skipped
+/// forever), a socket or a directory is refused before it is opened.
+fn open_stream(path: &Path) -> Result<std::fs::File, InputError> {
+    let unreadable = |error| InputError::Unreadable {
+        path: path.to_path_buf(),
+        error,
+    };
+    let is_stream = |m: &std::fs::Metadata| {
+        use std::os::unix::fs::FileTypeExt;
+        m.is_file() || m.file_type().is_fifo()
+    };
+    let refused = |m: &std::fs::Metadata| InputError::NotAStream {
+        path: path.to_path_buf(),
+        found: shortlist_contract::regular_file::describe_type(m),
+    };
+    let before = std::fs::metadata(path).map_err(unreadable)?;
+    if !is_stream(&before) {
+        return Err(refused(&before));
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let opened = file.metadata().map_err(unreadable)?;
+    if !is_stream(&opened) {
+        return Err(refused(&opened));
+    }
+    Ok(file)
+}
+
+/// Consumes the reader up to and including the next `\n` (or the end),
+/// holding no more than one buffer; returns how many bytes were skipped.
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<u64> {
+    let mut skipped = 0u64;
+    loop {
+        let buffer = match reader.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buffer.is_empty() {
+            return Ok(skipped);
+        }
+        match buffer.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                reader.consume(end + 1);
+                return Ok(skipped + end as u64 + 1);
+            }
+            None => {
+                let all = buffer.len();
+                reader.consume(all);
+                skipped += all as u64;
+            }
+        }
+    }
 }
 
 /// Reads every entry, keeps this shard's, and sends them. Stops early when
@@ -126,7 +190,7 @@ pub(crate) fn read_into(
             }
         }
         InputFormat::Jsonl => {
-            let file = std::fs::File::open(path).map_err(unreadable)?;
+            let file = open_stream(path)?;
             let dir = match path.parent() {
                 Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
                 _ => PathBuf::from("."),
@@ -148,12 +212,12 @@ pub(crate) fn read_into(
                 number += 1;
                 let source = format!("{name} line {number}");
                 let parsed = if line.last() != Some(&b'\n') && read as u64 > MAX_PROFILE_BYTES {
-                    // Skip the rest of the over-long line.
-                    let mut rest = Vec::new();
-                    reader.read_until(b'\n', &mut rest).map_err(unreadable)?;
+                    // Skip the rest of the over-long line without keeping it:
+                    // a line may be endless (a stream that never sends '\n').
+                    let rest = skip_line(&mut reader).map_err(unreadable)?;
                     Err(ProfileError::TooLarge {
                         source_name: source.clone(),
-                        size: read as u64 + rest.len() as u64,
+                        size: Some(read as u64 + rest),
                         limit: MAX_PROFILE_BYTES,
                     })
                 } else {
@@ -211,6 +275,23 @@ mod tests {
         let error = items[1].parsed.as_ref().unwrap_err().to_string();
         assert!(error.contains("line 3"), "{error}");
         assert!(items[2].id.as_deref().unwrap().starts_with("sha256-"));
+    }
+
+    #[test]
+    fn an_over_long_line_is_reported_and_the_next_one_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jsonl");
+        let mut bytes = vec![b'x'; MAX_PROFILE_BYTES as usize + 100];
+        bytes.extend_from_slice(b"\n{\"text\":\"after\",\"metadata\":{\"id\":\"b\"}}\n");
+        std::fs::write(&path, bytes).unwrap();
+        let (items, stats) = collect(InputFormat::Jsonl, &path, None);
+        assert_eq!(stats.entries, 2);
+        let error = items[0].parsed.as_ref().unwrap_err();
+        assert!(
+            matches!(error, ProfileError::TooLarge { size: Some(size), .. } if *size == MAX_PROFILE_BYTES + 101),
+            "{error}"
+        );
+        assert_eq!(items[1].id.as_deref(), Some("b"));
     }
 
     #[test]

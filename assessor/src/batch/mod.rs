@@ -189,7 +189,11 @@ async fn sync_results(dir: &Path) {
 }
 
 /// The number of entries when it is cheap to know up front and is this
-/// pod's whole share (no shard): files in a directory, lines of a JSONL.
+/// pod's whole share (no shard): files in a directory, lines of a JSONL
+/// that is a regular file. A streamed JSONL (a FIFO) has no total: counting
+/// would mean reading it, and what a second reader takes from a pipe the
+/// batch's reader never sees, so it is not even opened here (the progress
+/// shows a spinner instead).
 fn count_entries(batch: &Settings) -> Option<u64> {
     if batch.shard.is_some() {
         return None;
@@ -200,7 +204,9 @@ fn count_entries(batch: &Settings) -> Option<u64> {
             .map(|files| files.len() as u64),
         InputFormat::Jsonl => {
             use std::io::BufRead;
-            let file = std::fs::File::open(&batch.input).ok()?;
+            // Opens only a regular file (looked at before opening, and
+            // again once open).
+            let (file, _) = shortlist_contract::regular_file::open(&batch.input).ok()?;
             let reader = std::io::BufReader::with_capacity(1 << 20, file);
             Some(
                 reader

@@ -104,7 +104,7 @@ impl Captioner {
         )
         .map_err(|message| SettingError::Invalid {
             variable: "CAPTION_BASE_URL",
-            value: settings.base_url.clone(),
+            value: crate::chat_http::redact_url(&settings.base_url),
             message,
         })?;
         Ok(Captioner {

@@ -3,11 +3,11 @@
 //! bytes; a `Content-Type` header or a data URI's declared type is not
 //! trusted).
 
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use base64::Engine;
 use reqwest::Url;
+use shortlist_contract::regular_file::{self, ReadError};
 use shortlist_shared::size::format_size;
 
 use super::error::ImageError;
@@ -186,35 +186,21 @@ pub(crate) fn read_local(
             base.display()
         )));
     }
-    let unreadable = |error| ImageError::Unreadable {
-        path: joined.clone(),
-        error,
-    };
-    let file = std::fs::File::open(&real).map_err(unreadable)?;
-    let metadata = file.metadata().map_err(unreadable)?;
-    if !metadata.is_file() {
-        return Err(ImageError::Unreadable {
-            path: joined.clone(),
-            error: std::io::Error::other("not a regular file"),
-        });
-    }
-    if metadata.len() > max_bytes {
-        return Err(ImageError::TooLarge {
-            limit: max_bytes,
-            size: Some(metadata.len()),
-        });
-    }
-    let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    file.take(max_bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(ImageError::TooLarge {
-            limit: max_bytes,
-            size: None,
-        });
-    }
-    Ok(bytes)
+    // The one capped reader: a FIFO or a device is refused before it is
+    // opened (a FIFO would hang the stage), and the read stops one byte past
+    // the limit whatever the file claims its size is.
+    regular_file::read(&real, max_bytes).map_err(|error| match error {
+        ReadError::Missing => ImageError::NotFound { path: joined },
+        ReadError::TooLarge { size, limit } => ImageError::TooLarge { limit, size },
+        ReadError::NotRegular { .. } => ImageError::Unreadable {
+            path: joined,
+            error: std::io::Error::other(error.to_string()),
+        },
+        ReadError::Io(error) => ImageError::Unreadable {
+            path: joined,
+            error,
+        },
+    })
 }
 
 /// The media type of `bytes` when they are an image a vision server takes.
@@ -348,6 +334,12 @@ mod tests {
         std::fs::write(base.join("photos/a.png"), PNG).unwrap();
         std::fs::write(root.path().join("outside.png"), PNG).unwrap();
         std::os::unix::fs::symlink(root.path().join("outside.png"), base.join("link.png")).unwrap();
+        // A FIFO nothing writes to: refused, not read (reading would block).
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(base.join("photos/pipe.png"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
         let base = std::fs::canonicalize(&base).unwrap();
         assert_eq!(
             read_local(&base, Path::new("photos/a.png"), 1024).unwrap(),
@@ -365,6 +357,7 @@ mod tests {
             ("/etc/passwd", "image_refused"),
             ("photos/missing.png", "image_not_found"),
             ("photos", "image_unreadable"),
+            ("photos/pipe.png", "image_unreadable"),
         ] {
             assert_eq!(
                 read_local(&base, Path::new(path), 1024).unwrap_err().kind(),

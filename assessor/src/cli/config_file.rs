@@ -7,15 +7,43 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use shortlist_contract::regular_file::{self, ReadError};
+
+use crate::setting::SettingError;
+
+/// The most a config file (or a rules or criteria file) may hold: it is a
+/// page of settings; a larger one is a mistake, and `/dev/zero` must not be
+/// read to the end.
+pub(crate) const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a file a setting names (`ASSESSOR_RULES=@file`,
+/// `ASSESSOR_CRITERIA_FILE`): a regular file after following links, UTF-8,
+/// at most [`MAX_CONFIG_FILE_BYTES`]. The error names the variable and the
+/// file, and says what the file is instead ("is a FIFO (named pipe), not a
+/// regular file").
+pub(super) fn read_setting_file(
+    variable: &'static str,
+    path: &Path,
+) -> Result<String, SettingError> {
+    regular_file::read_to_string(path, MAX_CONFIG_FILE_BYTES).map_err(|error| {
+        SettingError::FileUnreadable {
+            variable,
+            path: path.to_path_buf(),
+            source: std::io::Error::other(error),
+        }
+    })
+}
 
 /// Why the config file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    #[error("{path}: cannot read the config file: {source}")]
+    /// Missing, not a regular file (a FIFO would block start-up, a device
+    /// never end), over [`MAX_CONFIG_FILE_BYTES`], or not UTF-8.
+    #[error("{path}: cannot read the config file (CONFIG_PATH): {source}")]
     Unreadable {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: ReadError,
     },
     #[error("{path}: the config file is not a JSON object: {message}")]
     NotObject { path: PathBuf, message: String },
@@ -35,9 +63,11 @@ pub(crate) enum Error {
 /// each argument's environment variable name (case-insensitively) or its long
 /// flag name, so the file reads like the pod's env section.
 pub(super) fn read(path: &Path, command: &clap::Command) -> Result<Vec<(String, String)>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Unreadable {
-        path: path.to_path_buf(),
-        source,
+    let text = regular_file::read_to_string(path, MAX_CONFIG_FILE_BYTES).map_err(|source| {
+        Error::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     let value: Value = serde_json::from_str(&text).map_err(|e| Error::NotObject {
         path: path.to_path_buf(),

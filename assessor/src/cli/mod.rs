@@ -15,7 +15,7 @@ mod config_file;
 mod judge;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use regex::Regex;
@@ -136,18 +136,14 @@ fn validate(cli: Cli) -> Result<Settings, Error> {
         CaptionKind::Openai => Some(caption::settings(&cli, api_key.as_ref())?),
     };
 
-    let criteria =
-        match (cli.prompt.criteria.clone(), &cli.prompt.criteria_file) {
-            (Some(c), _) if !c.trim().is_empty() => Some(c),
-            (_, Some(path)) => Some(std::fs::read_to_string(path).map_err(|source| {
-                SettingError::FileUnreadable {
-                    variable: "ASSESSOR_CRITERIA_FILE",
-                    path: path.clone(),
-                    source,
-                }
-            })?),
-            _ => None,
-        };
+    let criteria = match (cli.prompt.criteria.clone(), &cli.prompt.criteria_file) {
+        (Some(c), _) if !c.trim().is_empty() => Some(c),
+        (_, Some(path)) => Some(config_file::read_setting_file(
+            "ASSESSOR_CRITERIA_FILE",
+            path,
+        )?),
+        _ => None,
+    };
 
     let rules = rules(cli.rules.rules.as_deref())?;
 
@@ -270,13 +266,7 @@ fn rules(spec: Option<&str>) -> Result<Rules, Error> {
         None | Some("") => Rules::default(),
         Some(spec) => match spec.strip_prefix('@') {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| {
-                    SettingError::FileUnreadable {
-                        variable: "ASSESSOR_RULES",
-                        path: PathBuf::from(path),
-                        source,
-                    }
-                })?;
+                let text = config_file::read_setting_file("ASSESSOR_RULES", Path::new(path))?;
                 Rules::parse(&text, &format!("ASSESSOR_RULES ({path})"))?
             }
             None => Rules::parse(spec, "ASSESSOR_RULES")?,
@@ -310,16 +300,17 @@ fn non_empty_key(value: Option<&str>) -> Option<Secret> {
 }
 
 /// An http(s) base URL without its trailing slash.
+/// The value is shown redacted in errors (a key may be in its query).
 fn parse_base_url(variable: &'static str, value: &str) -> Result<String, SettingError> {
     let parsed = reqwest::Url::parse(value).map_err(|e| SettingError::Invalid {
         variable,
-        value: value.to_string(),
+        value: crate::chat_http::redact_url(value),
         message: format!("expected an http(s) URL such as http://localhost:11434/v1 ({e})"),
     })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(SettingError::Invalid {
             variable,
-            value: value.to_string(),
+            value: crate::chat_http::redact_url(value),
             message: "expected an http or https URL".into(),
         });
     }
