@@ -17,7 +17,6 @@
 //! nothing to deliver. Rejected and error results get none (nobody waits
 //! for them).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -143,45 +142,27 @@ impl Receipt {
     /// Only a regular file of at most [`MAX_RECEIPT_BYTES`] is read, so a
     /// FIFO or `/dev/zero` in its place is an error, not a hang.
     pub fn read(path: &Path) -> Result<Option<Receipt>, ReceiptError> {
-        let metadata = match std::fs::metadata(path) {
-            Ok(metadata) => metadata,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
+        use crate::regular_file::{self, ReadError};
+        let bytes = match regular_file::read(path, MAX_RECEIPT_BYTES) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Missing) => return Ok(None),
+            Err(ReadError::NotRegular { .. }) => {
+                return Err(ReceiptError::NotAFile {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(ReadError::TooLarge { .. }) => {
+                return Err(ReceiptError::TooLarge {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(ReadError::Io(source)) => {
                 return Err(ReceiptError::Unreadable {
                     path: path.to_path_buf(),
                     source,
                 });
             }
         };
-        if !metadata.is_file() {
-            return Err(ReceiptError::NotAFile {
-                path: path.to_path_buf(),
-            });
-        }
-        let unreadable = |source| ReceiptError::Unreadable {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = match std::fs::File::open(path) {
-            Ok(file) => file,
-            // Replaced between the two calls: not there yet after all.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(unreadable(source)),
-        };
-        if !file.metadata().map_err(unreadable)?.is_file() {
-            return Err(ReceiptError::NotAFile {
-                path: path.to_path_buf(),
-            });
-        }
-        let mut bytes = Vec::new();
-        file.take(MAX_RECEIPT_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(unreadable)?;
-        if bytes.len() as u64 > MAX_RECEIPT_BYTES {
-            return Err(ReceiptError::TooLarge {
-                path: path.to_path_buf(),
-            });
-        }
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|source| ReceiptError::Invalid {

@@ -17,7 +17,6 @@
 //! never opened, so none of them can block or fill memory.
 
 use std::io::Write;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -211,7 +210,7 @@ fn usable_profile_path(path: Option<&Path>) -> Option<PathBuf> {
         Ok(meta) if !meta.is_file() => {
             tracing::warn!(
                 path = %path.display(),
-                kind = file_kind(&meta.file_type()),
+                kind = shortlist_contract::regular_file::describe_type(&meta),
                 "PROFILE_PATH is not a regular file; checking without it"
             );
             None
@@ -236,7 +235,7 @@ impl Checker {
                     file,
                     format!(
                         "is not a regular file but {}: the relay only reads regular files (it ignores this name)",
-                        file_kind(&meta.file_type())
+                        shortlist_contract::regular_file::describe_type(&meta)
                     ),
                     None,
                 );
@@ -396,23 +395,6 @@ fn name_note(file: &Path) -> Option<String> {
         Some("a relay watching the directory (WATCH_DIR) skips this name (it reads *.json); only RESULT_PATH would read it".into())
     } else {
         None
-    }
-}
-
-/// What a name that is not a regular file is, in words.
-fn file_kind(kind: &std::fs::FileType) -> &'static str {
-    if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "not a file"
     }
 }
 

@@ -62,23 +62,8 @@ impl Outbox {
     /// not a regular file, is over 64 KiB or does not parse is as good as
     /// none (the receipt then waits, and a restart re-delivers).
     pub(crate) fn read(&self, result_name: &str, target_key: &str) -> Option<DeliveryRecord> {
-        use std::io::Read;
         let path = self.record_path(result_name, target_key);
-        // Checked before opening too: opening a FIFO would block.
-        if !std::fs::metadata(&path).ok()?.is_file() {
-            return None;
-        }
-        let file = std::fs::File::open(&path).ok()?;
-        if !file.metadata().ok()?.is_file() {
-            return None;
-        }
-        let mut bytes = Vec::new();
-        file.take(MAX_RECORD_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .ok()?;
-        if bytes.len() as u64 > MAX_RECORD_BYTES {
-            return None;
-        }
+        let bytes = shortlist_contract::regular_file::read(&path, MAX_RECORD_BYTES).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 

@@ -58,20 +58,7 @@ impl ProfileFallback {
 /// `/dev/zero` would fill its memory, so neither is opened for reading.
 fn read_capped(path: &std::path::Path) -> Result<Vec<u8>, String> {
     use shortlist_contract::profile::MAX_PROFILE_BYTES;
-    use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".to_string());
-    }
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PROFILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_PROFILE_BYTES {
-        return Err(format!("larger than {MAX_PROFILE_BYTES} bytes"));
-    }
-    Ok(bytes)
+    shortlist_contract::regular_file::read(path, MAX_PROFILE_BYTES).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -284,20 +284,10 @@ pub(crate) fn read_result(
             meta.len()
         )));
     }
-    // Capped as read too: a file that grows after the stat (a writer that
-    // appends) is not read without bound.
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| {
-            use std::io::Read;
-            file.take(MAX_RESULT_BYTES + 1).read_to_end(&mut bytes)
-        })
+    // Capped as read too (a file that grows after the stat is not read
+    // without bound), and only a regular file is opened.
+    let bytes = shortlist_contract::regular_file::read(path, MAX_RESULT_BYTES)
         .map_err(|e| ReadError::Incomplete(format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > MAX_RESULT_BYTES {
-        return Err(ReadError::Incomplete(format!(
-            "is larger than the {MAX_RESULT_BYTES}-byte limit"
-        )));
-    }
     parse_result(&bytes).map_err(|error| match error {
         ReadError::Violation { reason, .. } => ReadError::Violation {
             reason,
