@@ -20,9 +20,12 @@ mod exit;
 mod judge;
 mod mode;
 mod output;
+mod process_group;
 mod prompt;
+mod refusal;
 mod rules;
 mod setting;
+mod shutdown;
 mod single;
 mod verdict;
 
@@ -30,7 +33,8 @@ use std::process::ExitCode;
 
 use crate::exit::Exit;
 
-/// The assessor's whole life: exit code 0 to 5, with at most one error
+/// The assessor's whole life: exit code 0 to 5 (130 / 143 when stopped by
+/// SIGINT / SIGTERM), with at most one error
 /// message on stderr.
 pub fn main() -> ExitCode {
     match run() {
@@ -90,5 +94,10 @@ fn run() -> Result<Exit, Error> {
             .build()
     };
     let runtime = runtime.map_err(Error::Runtime)?;
-    Ok(runtime.block_on(mode::run(settings.mode))?)
+    let outcome = runtime.block_on(mode::run(settings.mode));
+    // A blocking thread still busy (an input read after a stop, an
+    // in-process model generating for an abandoned assessment) must not
+    // hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(outcome?)
 }

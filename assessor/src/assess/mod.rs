@@ -167,7 +167,27 @@ impl Assessor {
             .failures()
             .filter_map(|r| r.error.as_ref())
             .any(|e| e.kind.is_transient());
+        // A vision server refusing the key, model or URL refuses every image
+        // of every profile: a configuration error (exit 2), required or not.
+        let refused = outcome
+            .failures()
+            .filter_map(|r| r.error.as_ref())
+            .find(|e| {
+                matches!(
+                    e.kind,
+                    ErrorKind::BackendUnauthorized | ErrorKind::BackendNotFound
+                )
+            })
+            .cloned();
         draft.captions = Some(outcome.records);
+        if let Some(error) = refused {
+            tracing::error!(%id, kind = %error.kind, "the vision server refused the configuration");
+            return Step::Decided(Ending::Failed {
+                kind: error.kind,
+                message: format!("captions: {}", error.message),
+                exit: Exit::BackendRefused,
+            });
+        }
         if captioner.required && !failures.is_empty() {
             let message = format!(
                 "{} of the profile's images could not be captioned and CAPTION_REQUIRED=true: {}",
@@ -241,7 +261,7 @@ impl Assessor {
                 Ending::Failed {
                     kind: error.kind(),
                     message: error.to_string(),
-                    exit: Exit::BackendFailed,
+                    exit: error.exit(),
                 }
             }
         }

@@ -109,6 +109,11 @@ pub(super) fn settings(
                 program,
                 args: words.collect(),
                 timeout: cli.command.command_timeout,
+                api_key: if cli.command.pass_api_key {
+                    api_key.clone()
+                } else {
+                    None
+                },
             })
         }
         JudgeKind::Openai => JudgeSettings::Openai(openai::Settings {
