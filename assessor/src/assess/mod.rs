@@ -31,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) prompt: PromptBuilder,
     pub(crate) judge: JudgeSettings,
     pub(crate) response_cache: Option<judge::cache::Settings>,
+    /// What decides a result (the result's `fingerprint`).
+    pub(crate) fingerprint: Option<String>,
 }
 
 /// What a stage found: the assessment is decided (the stages after it are
@@ -47,6 +49,7 @@ pub(crate) struct Assessor {
     captioner: Option<Captioner>,
     prompt: PromptBuilder,
     judge: Box<dyn Judge>,
+    fingerprint: Option<String>,
 }
 
 impl Assessor {
@@ -59,13 +62,29 @@ impl Assessor {
             captioner,
             prompt: settings.prompt,
             judge,
+            fingerprint: settings.fingerprint,
         })
+    }
+
+    /// What decides this assessor's results (see [`Settings::fingerprint`]).
+    pub(crate) fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
     }
 
     /// Assesses one profile as read (or not) from its source; local images
     /// are relative to `profile_dir`. Never fails: every outcome is a result
     /// and an exit code.
     pub(crate) async fn assess(
+        &self,
+        read: Result<(Profile, Value), ProfileError>,
+        profile_dir: &Path,
+    ) -> (AssessmentResult, Exit) {
+        let (mut result, exit) = self.assess_draft(read, profile_dir).await;
+        result.fingerprint = self.fingerprint.clone();
+        (result, exit)
+    }
+
+    async fn assess_draft(
         &self,
         read: Result<(Profile, Value), ProfileError>,
         profile_dir: &Path,
@@ -327,6 +346,7 @@ mod tests {
                 outcome,
                 calls: Arc::clone(&calls),
             }),
+            fingerprint: None,
         };
         (assessor, calls)
     }

@@ -4,7 +4,11 @@
 //!
 //! - Resumable: a profile whose result already exists and is `ok` is skipped
 //!   (`ASSESSOR_FORCE=true` judges it again), so a killed batch or a retried
-//!   Job pod repeats no finished work.
+//!   Job pod repeats no finished work; a result whose `fingerprint` differs
+//!   from this run's (the brief, rules, prompts or judge changed) is judged
+//!   again.
+//! - Stoppable: on SIGTERM/SIGINT no new profile starts, those in flight
+//!   have `ASSESSOR_DRAIN_TIMEOUT`, and the summary says what is left.
 //! - Shardable: `ASSESSOR_SHARD=i/N`, or an Indexed Job's
 //!   `JOB_COMPLETION_INDEX` with `ASSESSOR_SHARD_COUNT=N`.
 //! - Flat memory: the input is streamed through a bounded channel and at most
@@ -366,9 +370,19 @@ async fn process(
     // file behind; this run now owns that name, so its leftovers go.
     leftovers.remove_for(&name);
     let path = batch.result_dir.join(name);
-    if !batch.force && item.parsed.is_ok() && has_ok_result(&path).await {
-        tracing::debug!(source = %item.source, result = %path.display(), "already assessed; skipped");
-        return (Outcome::Skipped, None);
+    let mut stale = false;
+    if !batch.force && item.parsed.is_ok() {
+        match existing(&path, assessor.fingerprint()) {
+            Existing::Current => {
+                tracing::debug!(source = %item.source, result = %path.display(), "already assessed; skipped");
+                return (Outcome::Skipped, None);
+            }
+            Existing::Stale => {
+                tracing::debug!(source = %item.source, result = %path.display(), "assessed under other settings; judging again");
+                stale = true;
+            }
+            Existing::None => {}
+        }
     }
     let started = Instant::now();
     let (result, exit) = assessor.assess(item.parsed, &item.dir).await;
@@ -391,6 +405,7 @@ async fn process(
             result: Box::new(result),
             exit,
             ms,
+            stale,
         },
         line,
     )
@@ -450,14 +465,34 @@ fn remove_leftover(path: &Path) {
     }
 }
 
-/// Whether `path` holds a complete, successful result.
-async fn has_ok_result(path: &Path) -> bool {
+/// What a profile's existing result means for this run.
+enum Existing {
+    /// No complete, successful result: judge it.
+    None,
+    /// A successful result decided as this run would decide it: skip it.
+    Current,
+    /// A successful result decided by other settings (its `fingerprint`
+    /// differs: the brief, rules, prompts or judge changed): judge again.
+    Stale,
+}
+
+/// Reads `path`'s result. One without a fingerprint (written before
+/// results had one, or by a custom assessor) counts as current: resume
+/// must not silently re-judge, and pay for, a whole directory.
+fn existing(path: &Path, fingerprint: Option<&str>) -> Existing {
     // A small local read, done in place (see the result write above).
     let Ok(bytes) = std::fs::read(path) else {
-        return false;
+        return Existing::None;
     };
-    serde_json::from_slice::<AssessmentResult>(&bytes)
-        .is_ok_and(|r| r.effective_status() == Status::Ok && r.verdict.is_some())
+    match serde_json::from_slice::<AssessmentResult>(&bytes) {
+        Ok(r) if r.effective_status() == Status::Ok && r.verdict.is_some() => {
+            match (r.fingerprint.as_deref(), fingerprint) {
+                (Some(theirs), Some(ours)) if theirs != ours => Existing::Stale,
+                _ => Existing::Current,
+            }
+        }
+        _ => Existing::None,
+    }
 }
 
 /// `<id>.json`, with the id made safe as a file name; an entry that could

@@ -22,6 +22,8 @@ pub(crate) enum Outcome {
         result: Box<AssessmentResult>,
         exit: Exit,
         ms: u64,
+        /// Its earlier result was decided by other settings.
+        stale: bool,
     },
     /// Assessed, but the result could not be written.
     Unwritable,
@@ -42,6 +44,8 @@ pub(crate) struct Summary {
     pub(crate) accepted: u64,
     pub(crate) rejected: u64,
     pub(crate) skipped: u64,
+    /// Judged again: their results were decided by other settings.
+    pub(crate) stale: u64,
     pub(crate) unwritable: u64,
     pub(crate) errors_by_kind: BTreeMap<String, u64>,
     pub(crate) by_decided_by: BTreeMap<String, u64>,
@@ -78,7 +82,15 @@ impl Summary {
         match outcome {
             Outcome::Skipped => self.skipped += 1,
             Outcome::Unwritable => self.unwritable += 1,
-            Outcome::Assessed { result, exit, ms } => {
+            Outcome::Assessed {
+                result,
+                exit,
+                ms,
+                stale,
+            } => {
+                if *stale {
+                    self.stale += 1;
+                }
                 *self.latencies_ms.entry(*ms).or_default() += 1;
                 self.latency_count += 1;
                 if let Some(Some(usage)) = &result.usage {
@@ -203,6 +215,7 @@ impl Summary {
             rejected = self.rejected,
             errors = self.errors(),
             skipped = self.skipped,
+            judged_again = self.stale,
             unwritable = self.unwritable,
             left = self.left.map(|l| l.count),
             stopped_by = self.interrupted.map(Signal::name),
@@ -238,6 +251,13 @@ impl Summary {
             ("skipped (already assessed)", self.skipped),
         ] {
             let _ = writeln!(out, "| {label} | {value} |");
+        }
+        if self.stale > 0 {
+            let _ = writeln!(
+                out,
+                "| judged again (brief, rules or judge changed) | {} |",
+                self.stale
+            );
         }
         if self.invalid_profiles > 0 {
             let _ = writeln!(
