@@ -44,11 +44,13 @@ impl ProcessGroup {
         })
     }
 
-    /// The leader.
-    pub(crate) fn child(&mut self) -> &mut Child {
-        self.child
+    /// The leader, and the group's id for [`kill_strays`].
+    pub(crate) fn child(&mut self) -> (&mut Child, libc::pid_t) {
+        let child = self
+            .child
             .as_mut()
-            .expect("the child is there until the group is finished or ended")
+            .expect("the child is there until the group is finished or ended");
+        (child, self.pgid)
     }
 
     /// The leader exited by itself and was reaped: whatever it left running
@@ -117,6 +119,13 @@ async fn end(pgid: libc::pid_t, mut child: Child, grace: Duration) {
         signal_group(pgid, libc::SIGKILL);
         let _ = tokio::time::timeout(GRACE, child.wait()).await;
     }
+}
+
+/// Kills what the leader of group `pgid` left running once it exited by
+/// itself: a background helper may hold its stdout open, and nobody will
+/// read what it does.
+pub(crate) fn kill_strays(pgid: libc::pid_t) {
+    signal_group(pgid, libc::SIGKILL);
 }
 
 /// Sends `signal` to every process of the group; a group that is gone

@@ -113,6 +113,32 @@ async fn command_timeout_ends_the_grandchild_too() {
 }
 
 #[tokio::test]
+async fn a_helper_left_running_does_not_hold_up_the_answer() {
+    let dir = tempdir();
+    std::fs::create_dir_all(dir.path().join("pids")).unwrap();
+    let profile = write_json(dir.path(), "p.json", &simple_profile("sig4", "A flat."));
+    // The helper inherits stdout: the pipe closes only when it is gone.
+    let script = write_script(
+        dir.path(),
+        "judge.sh",
+        r#"cat >/dev/null
+sleep 300 &
+echo $! > "$here/pids/$$"
+echo '{"verdict":"accept","reasons":["quick"]}'"#,
+    );
+    let envs = command_env(dir.path(), &profile, &script).set("COMMAND_TIMEOUT", "20s");
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
+    assert_ok(&out, "accept", "command");
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "the answer waited for the helper: {:?}\n{}",
+        out.elapsed,
+        out.ctx()
+    );
+    assert_all_gone(&grandchildren(dir.path()), &out.ctx()).await;
+}
+
+#[tokio::test]
 async fn sigterm_stops_a_single_assessment_and_its_command_at_once() {
     let dir = tempdir();
     let profile = write_json(dir.path(), "p.json", &simple_profile("sig2", "A flat."));

@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
-use crate::process_group::{GRACE, ProcessGroup};
+use crate::process_group::{GRACE, ProcessGroup, kill_strays};
 use crate::verdict::excerpt;
 
 /// The secrets the assessor reads from its environment; the program's
@@ -156,8 +156,13 @@ struct Output {
 
 /// Feeds `input` to the child and reads its output until it exits and its
 /// pipes close, all at once, so a program that answers before reading all
-/// of a large profile cannot deadlock us.
-async fn gather(child: &mut Child, input: Vec<u8>) -> Result<Output, String> {
+/// of a large profile cannot deadlock us. Once it exited, what it left
+/// running in its group is killed, so a helper holding its stdout cannot
+/// keep the answer from us.
+async fn gather(
+    (child, pgid): (&mut Child, libc::pid_t),
+    input: Vec<u8>,
+) -> Result<Output, String> {
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -168,8 +173,13 @@ async fn gather(child: &mut Child, input: Vec<u8>) -> Result<Output, String> {
             let _ = stdin.shutdown().await;
         }
     };
+    let exit = async {
+        let status = child.wait().await;
+        kill_strays(pgid);
+        status
+    };
     let ((), status, stdout, stderr) =
-        tokio::join!(write, child.wait(), read_all(stdout), read_all(stderr));
+        tokio::join!(write, exit, read_all(stdout), read_all(stderr));
     Ok(Output {
         status: status.map_err(|e| format!("cannot wait for it: {e}"))?,
         stdout: stdout.map_err(|e| format!("cannot read its stdout: {e}"))?,
