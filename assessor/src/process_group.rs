@@ -3,8 +3,9 @@
 //! `kill_on_drop` reaches only the direct child: a grandchild would outlive
 //! the time limit, the judgement and the assessor itself.
 //!
-//! Ending a group is SIGTERM to the whole group, a short grace, then
-//! SIGKILL. A group whose judgement is abandoned (its future dropped by a
+//! Ending a group is SIGTERM to the whole group, a short grace for the
+//! program to exit (at most [`GRACE`]), then SIGKILL for whatever is left of
+//! it. A group whose judgement is abandoned (its future dropped by a
 //! shutdown) gets SIGTERM at once and is finished by [`end_abandoned`],
 //! which the mode calls before it exits.
 
@@ -18,8 +19,11 @@ use tokio::time::Instant;
 /// short against a pod's 30 s termination grace period.
 pub(crate) const GRACE: Duration = Duration::from_secs(2);
 
-/// How often a group is looked at while it is given time to go.
+/// How often a group's dying members are looked at.
 const POLL: Duration = Duration::from_millis(20);
+
+/// How long killed members of a group we inherited are waited for.
+const REAP_FOR: Duration = Duration::from_secs(1);
 
 /// A spawned child leading its own process group.
 pub(crate) struct ProcessGroup {
@@ -59,6 +63,7 @@ impl ProcessGroup {
     pub(crate) fn finish(mut self) {
         self.child = None;
         signal_group(self.pgid, libc::SIGKILL);
+        tokio::spawn(reap_group(self.pgid));
     }
 
     /// Ends the group: SIGTERM, up to `grace` for it to go, then SIGKILL.
@@ -107,17 +112,43 @@ pub(crate) async fn end_abandoned(grace: Duration) {
 
 async fn end(pgid: libc::pid_t, mut child: Child, grace: Duration) {
     signal_group(pgid, libc::SIGTERM);
-    let deadline = Instant::now() + grace;
     // The leader is ours to reap: a zombie would keep the group alive.
-    let _ = tokio::time::timeout_at(deadline, child.wait()).await;
-    // Its descendants are reaped by whoever inherited them.
-    while group_exists(pgid) && Instant::now() < deadline {
-        tokio::time::sleep(POLL).await;
+    let leader_gone = tokio::time::timeout(grace, child.wait()).await.is_ok();
+    if !leader_gone {
+        tracing::warn!(pgid, "still running {grace:?} after SIGTERM; killing");
     }
+    // The rest of the group had as long as the leader to go. (Waiting for
+    // the group to vanish would also wait for whoever inherited its members
+    // to reap them, which some init processes do only now and then.)
     if group_exists(pgid) {
-        tracing::warn!(pgid, "still running after SIGTERM and {grace:?}; killing");
         signal_group(pgid, libc::SIGKILL);
-        let _ = tokio::time::timeout(GRACE, child.wait()).await;
+    }
+    if leader_gone || tokio::time::timeout(GRACE, child.wait()).await.is_ok() {
+        reap_group(pgid).await;
+    }
+}
+
+/// When the assessor is PID 1 (a container without an init), the group's
+/// other members were reparented to it when the leader died: reap them, so
+/// that ended judgements leave no zombies behind. Anyone else gets ECHILD at
+/// once. Only called once the leader is reaped: the group then holds no
+/// child that tokio waits for.
+async fn reap_group(pgid: libc::pid_t) {
+    if pgid <= 1 {
+        return;
+    }
+    let deadline = Instant::now() + REAP_FOR;
+    loop {
+        // SAFETY: waitpid(2) with a null status pointer writes nothing.
+        let reaped = unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) };
+        match reaped {
+            // One reaped: there may be more.
+            pid if pid > 0 => continue,
+            // Members of ours still dying (SIGKILL is not instant).
+            0 if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+            // None of ours (ECHILD), or out of time.
+            _ => return,
+        }
     }
 }
 
