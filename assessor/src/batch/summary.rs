@@ -353,4 +353,53 @@ mod tests {
         assert_eq!(s.percentile(100.0), Some(100));
         assert_eq!(Summary::default().percentile(50.0), None);
     }
+
+    #[test]
+    fn exit_codes_fit_an_indexed_job() {
+        let ok_and_invalid = Summary {
+            accepted: 999,
+            invalid_profiles: 1,
+            unreadable_profiles: 1,
+            ..Summary::default()
+        };
+        assert_eq!(ok_and_invalid.exit(), Exit::Assessed);
+        let none_readable = Summary {
+            invalid_profiles: 3,
+            unreadable_profiles: 3,
+            ..Summary::default()
+        };
+        assert_eq!(none_readable.exit(), Exit::InvalidProfile);
+        let unreadable_input = Summary {
+            input_error: Some("gone".into()),
+            ..Summary::default()
+        };
+        assert_eq!(unreadable_input.exit(), Exit::InvalidProfile);
+        let read_in_part = Summary {
+            accepted: 5,
+            input_error: Some("cut off".into()),
+            ..Summary::default()
+        };
+        assert_eq!(read_in_part.exit(), Exit::BackendFailed);
+        let stopped = Summary {
+            accepted: 5,
+            backend_failures: 1,
+            interrupted: Some(Signal::Terminate),
+            ..Summary::default()
+        };
+        assert_eq!(stopped.exit().code(), 143);
+        let refused = Summary {
+            backend_failures: 2,
+            refused: Some(ErrorKind::BackendUnauthorized),
+            interrupted: Some(Signal::Interrupt),
+            ..Summary::default()
+        };
+        assert_eq!(refused.exit().code(), 2);
+        let unwritable = Summary {
+            unwritable: 1,
+            refused: Some(ErrorKind::BackendNotFound),
+            ..Summary::default()
+        };
+        assert_eq!(unwritable.exit(), Exit::ResultUnwritable);
+        assert_eq!(Summary::default().exit(), Exit::Assessed);
+    }
 }
