@@ -26,20 +26,29 @@ impl Signal {
     }
 }
 
+/// The signals received so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Received {
+    /// The first: it decides the exit code.
+    first: Option<Signal>,
+    count: u32,
+}
+
 /// Whether a stop was asked for; cheap to clone and to wait on.
 #[derive(Debug, Clone)]
 pub(crate) struct Shutdown {
-    requested: watch::Receiver<Option<Signal>>,
+    received: watch::Receiver<Received>,
 }
 
 impl Shutdown {
     /// Installs the SIGTERM and SIGINT handlers (from now on the signals no
-    /// longer kill the process) and listens on the current runtime. Only the
-    /// first signal counts; later ones are logged.
+    /// longer kill the process) and listens on the current runtime. The
+    /// first signal asks for a stop; a second one, for it to be quick (a
+    /// batch then stops draining).
     pub(crate) fn listen() -> std::io::Result<Shutdown> {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let (sender, requested) = watch::channel(None);
+        let (sender, received) = watch::channel(Received::default());
         tokio::spawn(async move {
             loop {
                 let signal = tokio::select! {
@@ -47,28 +56,42 @@ impl Shutdown {
                     Some(()) = int.recv() => Signal::Interrupt,
                     else => return,
                 };
-                if sender.borrow().is_some() {
-                    tracing::warn!(signal = signal.name(), "received again; already stopping");
-                    continue;
+                sender.send_modify(|received| {
+                    received.count += 1;
+                    received.first.get_or_insert(signal);
+                });
+                if sender.borrow().count == 1 {
+                    tracing::warn!(signal = signal.name(), "received; stopping");
+                } else {
+                    tracing::warn!(signal = signal.name(), "received again; stopping now");
                 }
-                tracing::warn!(signal = signal.name(), "received; stopping");
-                let _ = sender.send(Some(signal));
             }
         });
-        Ok(Shutdown { requested })
+        Ok(Shutdown { received })
     }
 
     /// A stop that never comes (signals could not be installed).
     pub(crate) fn never() -> Shutdown {
-        let (_, requested) = watch::channel(None);
-        Shutdown { requested }
+        let (_, received) = watch::channel(Received::default());
+        Shutdown { received }
     }
 
-    /// Resolves with the signal once one has arrived (at once if one has).
+    /// Resolves with the first signal once one has arrived (at once if one
+    /// has).
     pub(crate) async fn requested(&self) -> Signal {
-        let mut requested = self.requested.clone();
-        match requested.wait_for(Option::is_some).await {
-            Ok(signal) => (*signal).expect("waited for Some"),
+        let received = self.count_reaches(1).await;
+        received.first.expect("a signal was counted")
+    }
+
+    /// Resolves once a second signal has arrived: stop without waiting.
+    pub(crate) async fn insisted(&self) {
+        self.count_reaches(2).await;
+    }
+
+    async fn count_reaches(&self, count: u32) -> Received {
+        let mut received = self.received.clone();
+        match received.wait_for(|r| r.count >= count).await {
+            Ok(received) => *received,
             // The listener is gone (or never was): no signal will come.
             Err(_) => std::future::pending().await,
         }

@@ -325,3 +325,39 @@ async fn a_batch_past_its_drain_time_abandons_its_commands_and_their_children() 
     );
     assert_all_gone(&pids, &out.ctx()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_ends_the_drain_at_once() {
+    let dir = tempdir();
+    let input = jsonl(dir.path(), 6);
+    let results = dir.path().join("results");
+    let script = grandchild_script(dir.path());
+    let envs = Envs::new()
+        .set("PROFILE_PATH", input.to_str().unwrap())
+        .set("RESULT_DIR", results.to_str().unwrap())
+        .set("LLM_BACKEND", "command")
+        .set("ASSESSOR_COMMAND", format!("'{}'", script.display()))
+        .set("COMMAND_TIMEOUT", "60s")
+        .set("ASSESSOR_JOBS", "2")
+        .set("ASSESSOR_DRAIN_TIMEOUT", "60s");
+    let mut process = spawn(dir.path(), &envs);
+    let started = wait_until(GUARD, || grandchildren(dir.path()).len() >= 2).await;
+    assert!(started, "the judges never started\n{}", process.ctx());
+    process.sigterm();
+    let draining = process
+        .wait_for_stderr(GUARD, |e| e.contains("those in flight may finish"))
+        .await;
+    assert!(draining, "no drain\n{}", process.ctx());
+    let insisted = Instant::now();
+    process.sigint();
+    let out = process.wait(GUARD).await;
+    out.assert_code(143);
+    assert!(
+        insisted.elapsed() < Duration::from_secs(5),
+        "the second signal took {:?}\n{}",
+        insisted.elapsed(),
+        out.ctx()
+    );
+    assert_eq!(left_count(&out.stderr), 6, "{}", out.ctx());
+    assert_all_gone(&grandchildren(dir.path()), &out.ctx()).await;
+}

@@ -136,6 +136,8 @@ pub(crate) async fn run(
     let mut input_open = true;
     let signalled = shutdown.requested();
     tokio::pin!(signalled);
+    let insisted = shutdown.insisted();
+    tokio::pin!(insisted);
     let mut drain_until: Option<tokio::time::Instant> = None;
     loop {
         let stopping = summary.interrupted.is_some() || summary.refused.is_some();
@@ -154,6 +156,13 @@ pub(crate) async fn run(
                     drain_timeout = ?batch.drain_timeout,
                     "stopping: no new profiles; those in flight may finish"
                 );
+            }
+            () = &mut insisted, if drain_until.is_some() => {
+                tracing::warn!(
+                    abandoned = tasks.len(),
+                    "a second signal: abandoning the profiles still in flight"
+                );
+                break;
             }
             () = sleep_until_or_never(drain_until) => {
                 tracing::warn!(

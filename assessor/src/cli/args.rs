@@ -196,8 +196,9 @@ pub(crate) struct BatchArgs {
     #[arg(long = "force", env = "ASSESSOR_FORCE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub(crate) force: bool,
 
-    /// Batch: on SIGTERM/SIGINT, how long profiles in flight may finish (no new ones start);
-    /// then the batch exits 143/130 with its summary, and a new run resumes.
+    /// Batch: on SIGTERM/SIGINT, how long profiles in flight may finish (no new ones start; a
+    /// second signal cuts it short); then the batch exits 143/130 with its summary, and a new
+    /// run resumes.
     #[arg(long = "drain-timeout", env = "ASSESSOR_DRAIN_TIMEOUT", value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub(crate) drain_timeout: Duration,
 
