@@ -27,6 +27,10 @@ pub(crate) enum Exit {
     BackendFailed,
     /// 5: the result could not be written (it is printed to stdout instead).
     ResultUnwritable,
+    /// 6: an accepted result is written, but the relay's receipt did not come
+    /// within ASSESSOR_AWAIT_DELIVERY (transient: a new pod delivers again,
+    /// with the same `webhook-id`).
+    DeliveryUnconfirmed,
     /// 130 / 143: stopped by SIGINT / SIGTERM (128 + the signal number, the
     /// shell's convention). A single assessment writes no result; a batch
     /// writes the results of the profiles it let finish and says how many
@@ -42,6 +46,7 @@ impl Exit {
             Exit::InvalidProfile => 3,
             Exit::BackendFailed => 4,
             Exit::ResultUnwritable => 5,
+            Exit::DeliveryUnconfirmed => 6,
             Exit::Interrupted(Signal::Interrupt) => 130,
             Exit::Interrupted(Signal::Terminate) => 143,
         }

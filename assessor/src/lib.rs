@@ -10,6 +10,7 @@
 //! from transient ones.
 
 mod assess;
+mod await_delivery;
 mod batch;
 mod cache_entry;
 mod caption;
@@ -33,7 +34,7 @@ use std::process::ExitCode;
 
 use crate::exit::Exit;
 
-/// The assessor's whole life: exit code 0 to 5 (130 / 143 when stopped by
+/// The assessor's whole life: exit code 0 to 6 (130 / 143 when stopped by
 /// SIGINT / SIGTERM), with at most one error
 /// message on stderr.
 pub fn main() -> ExitCode {

@@ -60,6 +60,18 @@ pub(crate) enum Error {
     /// The result could not be written; it was printed on stdout (exit 5).
     #[error(transparent)]
     ResultUnwritable(#[from] WriteError),
+    /// The result is written, but its delivery was not confirmed (exit 6).
+    #[error(transparent)]
+    DeliveryUnconfirmed(#[from] crate::await_delivery::NotConfirmed),
+}
+
+impl From<single::Error> for Error {
+    fn from(error: single::Error) -> Error {
+        match error {
+            single::Error::ResultUnwritable(error) => Error::ResultUnwritable(error),
+            single::Error::DeliveryUnconfirmed(error) => Error::DeliveryUnconfirmed(error),
+        }
+    }
 }
 
 impl Error {
@@ -67,6 +79,7 @@ impl Error {
         match self {
             Error::Setting(_) | Error::Eval(_) => Exit::Usage,
             Error::Batch(_) | Error::ResultUnwritable(_) => Exit::ResultUnwritable,
+            Error::DeliveryUnconfirmed(_) => Exit::DeliveryUnconfirmed,
         }
     }
 }

@@ -3,20 +3,25 @@
 //!
 //! Everything a custom assessor must agree on lives here: the profile it
 //! reads ([`profile`]), the result it writes ([`result`]) with its error
-//! kinds ([`error_kind`]), how that result is written so a watcher never
+//! kinds ([`error_kind`]), the notification body the relay sends
+//! ([`notification`]), how that result is written so a watcher never
 //! sees half of it ([`atomic`]), and the JSON Schemas generated from these
-//! types ([`schema`]). It depends on no async runtime and no CLI parser, so
+//! types ([`schema`]), and the receipt a relay writes once an accepted
+//! result is delivered ([`receipt`]). It depends on no async runtime and no CLI parser, so
 //! a Rust assessor that only wants these types pulls in serde and little
 //! else. `docs/contract.md` is the prose version of this crate.
 
 pub mod atomic;
 pub mod error_kind;
 pub mod hex;
+pub mod notification;
 pub mod profile;
+pub mod receipt;
 pub mod result;
 pub mod schema;
 
 pub use error_kind::ErrorKind;
+pub use notification::{Assessment, Notification};
 pub use profile::{Profile, ProfileError};
 pub use result::{
     AssessmentResult, AssessorInfo, BackendInfo, CaptionRecord, DecidedBy, ErrorInfo,

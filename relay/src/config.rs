@@ -10,11 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use shortlist_shared::duration::parse_duration;
 use shortlist_shared::logging::LogFormat;
 use shortlist_shared::secret::Secret;
 
+use crate::check::CheckOptions;
 use crate::decide::Policy;
 use crate::deliver;
 use crate::notifier::{Signer, Target, check_bearer_token, parse_targets};
@@ -27,8 +28,19 @@ use crate::watch::{self, Watch};
 /// 2 usage error; 3 timed out waiting for results; 4 an invalid result file;
 /// 5 an assessor reported status error.
 #[derive(Debug, Parser)]
-#[command(name = "relay", version, about, long_about = None, max_term_width = 100)]
+#[command(
+    name = "relay",
+    version,
+    about,
+    long_about = None,
+    max_term_width = 100,
+    disable_help_subcommand = true
+)]
 struct Cli {
+    /// Without a command the relay runs (watches and delivers).
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// One expected result file; its directory is watched.
     #[arg(long = "result", env = "RESULT_PATH", value_name = "PATH")]
     result_path: Option<PathBuf>,
@@ -43,7 +55,12 @@ struct Cli {
     watch_dir: Option<PathBuf>,
 
     /// The profile, for results that carry none (a minimal custom assessor's).
-    #[arg(long = "profile", env = "PROFILE_PATH", value_name = "PATH")]
+    #[arg(
+        long = "profile",
+        env = "PROFILE_PATH",
+        value_name = "PATH",
+        global = true
+    )]
     profile_path: Option<PathBuf>,
 
     /// Comma-separated targets: https://… (JSON webhook), ntfy+https://host/topic,
@@ -97,7 +114,7 @@ struct Cli {
     notifier_token_file: Option<PathBuf>,
 
     /// Forward only accepted results with a score at least this (0..1); results without a score pass.
-    #[arg(long = "min-score", env = "RELAY_MIN_SCORE", value_parser = parse_score, value_name = "SCORE")]
+    #[arg(long = "min-score", env = "RELAY_MIN_SCORE", value_parser = parse_score, value_name = "SCORE", global = true)]
     min_score: Option<f64>,
 
     /// Results to handle before exiting; 0 runs until SIGTERM (native sidecar).
@@ -144,6 +161,39 @@ struct Cli {
     /// Log format; json by default when stdout is not a terminal. RUST_LOG sets the filter.
     #[arg(long = "log-format", env = "LOG_FORMAT", value_parser = parse_log_format, value_name = "json|plain")]
     log_format: Option<LogFormat>,
+}
+
+/// Commands besides running.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check result files the way the relay reads them and say what it would do
+    /// with each: forward, skip or invalid, and why. Nothing is sent. Exit 0 when
+    /// every file is a valid result, 4 when any is invalid.
+    ///
+    /// Uses PROFILE_PATH (--profile) and RELAY_MIN_SCORE (--min-score) as the
+    /// running relay does.
+    Check(CheckArgs),
+}
+
+/// `relay check`'s own arguments. A person (or CI) runs it against files,
+/// so these are not settings of a pod and have no environment variables;
+/// the settings it shares with the running relay are the global
+/// `--profile` and `--min-score`, which keep theirs.
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Result files to check, in order.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+
+    /// One JSON object per line: file, action, reason, field, verdict, score,
+    /// status, id, id_source, webhook_id, note.
+    #[arg(long)]
+    json: bool,
+
+    /// Also print the body a plain https webhook receives for each forwarded
+    /// result (schema/notification.v1.json).
+    #[arg(long)]
+    payload: bool,
 }
 
 fn parse_score(value: &str) -> Result<f64, String> {
@@ -202,6 +252,57 @@ pub(crate) struct Lifetime {
     pub(crate) drain_timeout: Duration,
 }
 
+/// What the command line asks for: run the relay, or check result files.
+#[derive(Debug)]
+pub enum Invocation {
+    /// `relay` (no command): watch and deliver.
+    Run(Box<Settings>),
+    /// `relay check FILE...`.
+    Check(CheckOptions),
+}
+
+impl Invocation {
+    /// Reads the process's arguments and environment.
+    pub fn from_env() -> Result<Invocation, ConfigError> {
+        Invocation::from_args(std::env::args_os())
+    }
+
+    /// Reads `args` (the program name first) and the process's environment.
+    pub fn from_args<I, T>(args: I) -> Result<Invocation, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Cli::command();
+        let matches = command.clone().try_get_matches_from(args).map_err(|e| {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    ConfigError::Display(e.render().to_string())
+                }
+                _ => ConfigError::Cli(shortlist_shared::cli::explain_clap_error(&e, &command)),
+            }
+        })?;
+        let mut cli =
+            Cli::from_arg_matches(&matches).map_err(|e| ConfigError::Cli(e.to_string()))?;
+        match cli.command.take() {
+            None => Settings::validate(cli).map(|settings| Invocation::Run(Box::new(settings))),
+            // Only what check uses is read: a pod's other settings (its
+            // WATCH_DIR, its secrets) are not checked.
+            Some(Command::Check(args)) => Ok(Invocation::Check(CheckOptions {
+                files: args.files,
+                json: args.json,
+                payload: args.payload,
+                policy: Policy {
+                    min_score: cli.min_score,
+                },
+                profile_path: cli.profile_path,
+                log_format: cli.log_format,
+            })),
+        }
+    }
+}
+
 /// Validated settings, one part per component.
 #[derive(Debug)]
 pub struct Settings {
@@ -227,24 +328,19 @@ impl Settings {
         Settings::from_args(std::env::args_os())
     }
 
-    /// Reads `args` (the program name first) and the process's environment.
+    /// Reads `args` (the program name first) and the process's
+    /// environment, for running the relay (`relay check` is refused).
     pub fn from_args<I, T>(args: I) -> Result<Settings, ConfigError>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let command = Cli::command();
-        let matches = command.clone().try_get_matches_from(args).map_err(|e| {
-            use clap::error::ErrorKind;
-            match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    ConfigError::Display(e.render().to_string())
-                }
-                _ => ConfigError::Cli(shortlist_shared::cli::explain_clap_error(&e, &command)),
-            }
-        })?;
-        let cli = Cli::from_arg_matches(&matches).map_err(|e| ConfigError::Cli(e.to_string()))?;
-        Settings::validate(cli)
+        match Invocation::from_args(args)? {
+            Invocation::Run(settings) => Ok(*settings),
+            Invocation::Check(_) => Err(ConfigError::Cli(
+                "`relay check` checks files; it does not run the relay".into(),
+            )),
+        }
     }
 
     /// Checks everything, in the order the errors are reported, and maps
@@ -500,6 +596,70 @@ mod tests {
         let missing = shortlist_shared::cli::flags_without_env(&command);
         assert!(missing.is_empty(), "flags without an env var: {missing:?}");
         command.debug_assert();
+    }
+
+    /// `relay check` is run by a person or CI against files, never as a
+    /// pod's container: its FILE arguments and its output switches are not
+    /// settings and have no env var on purpose. What it shares with the
+    /// running relay (PROFILE_PATH, RELAY_MIN_SCORE) are global flags that
+    /// keep theirs. Any other flag added to it must have one.
+    #[test]
+    fn check_has_env_vars_for_every_setting() {
+        let mut command = Cli::command();
+        command.build();
+        let check = command.find_subcommand("check").expect("relay check");
+        let missing = shortlist_shared::cli::flags_without_env(check);
+        assert_eq!(missing, ["files", "json", "payload"]);
+        let globals: Vec<_> = check
+            .get_arguments()
+            .filter(|arg| arg.is_global_set())
+            .filter_map(|arg| arg.get_env())
+            .collect();
+        assert_eq!(globals, ["PROFILE_PATH", "RELAY_MIN_SCORE"]);
+    }
+
+    #[test]
+    fn check_takes_files_and_the_shared_settings() {
+        let invocation = Invocation::from_args([
+            "relay",
+            "--min-score",
+            "0.5",
+            "check",
+            "a.json",
+            "--json",
+            "b.json",
+            "--profile",
+            "p.json",
+        ]);
+        let Ok(Invocation::Check(options)) = invocation else {
+            panic!("{invocation:?}");
+        };
+        assert_eq!(
+            options,
+            CheckOptions {
+                files: vec!["a.json".into(), "b.json".into()],
+                json: true,
+                payload: false,
+                policy: Policy {
+                    min_score: Some(0.5)
+                },
+                profile_path: Some("p.json".into()),
+                log_format: None,
+            }
+        );
+        // Nothing to watch is fine for check, and no file is a usage error.
+        assert!(matches!(
+            Invocation::from_args(["relay", "check"]),
+            Err(ConfigError::Cli(_))
+        ));
+        assert!(matches!(
+            Invocation::from_args(["relay", "check", "a.json", "--min-score", "86"]),
+            Err(ConfigError::Cli(_))
+        ));
+        assert!(matches!(
+            Settings::from_args(["relay", "check", "a.json"]),
+            Err(ConfigError::Cli(_))
+        ));
     }
 
     fn parse(args: &[&str]) -> Settings {

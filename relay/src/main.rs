@@ -1,19 +1,21 @@
 //! `relay`: the thin shell. Settings from flags and env, logs per
 //! `LOG_FORMAT`, a current-thread runtime (one core's worth of work is
 //! plenty), and SIGTERM/SIGINT as the shutdown signal, linkerd2-proxy style.
-//! Every start-up error is printed here, once.
+//! Every start-up error is printed here, once. `relay check` runs without
+//! a runtime: it reads files and prints, nothing more.
 
 use std::process::ExitCode;
 
-use relay::{ConfigError, Exit, Settings};
+use relay::{CheckOptions, ConfigError, Exit, Invocation};
 
 fn main() -> ExitCode {
     run().into()
 }
 
 fn run() -> Exit {
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
+    let settings = match Invocation::from_env() {
+        Ok(Invocation::Run(settings)) => *settings,
+        Ok(Invocation::Check(options)) => return check(&options),
         Err(ConfigError::Display(text)) => {
             print!("{text}");
             return Exit::Done;
@@ -50,6 +52,20 @@ fn run() -> Exit {
             }
         }
     })
+}
+
+/// `relay check`: the report on stdout; warnings (an unreadable
+/// PROFILE_PATH) are logged on stderr, as the running relay logs them.
+fn check(options: &CheckOptions) -> Exit {
+    shortlist_shared::logging::init(Some(options.log_format()), "warn");
+    let stdout = std::io::stdout();
+    match relay::check(options, &mut stdout.lock()) {
+        Ok(exit) => exit,
+        Err(error) => {
+            eprintln!("relay check: cannot write the report: {error}");
+            Exit::Usage
+        }
+    }
 }
 
 /// Completes on the first SIGTERM (the kubelet stopping a sidecar) or SIGINT (Ctrl-C).

@@ -57,6 +57,31 @@ impl Outbox {
         self.record_path(result_name, target_key).is_file()
     }
 
+    /// The record of this result's delivery to this target, if there is a
+    /// readable one. Records are the relay's own small files; one that is
+    /// not a regular file, is over 64 KiB or does not parse is as good as
+    /// none (the receipt then waits, and a restart re-delivers).
+    pub(crate) fn read(&self, result_name: &str, target_key: &str) -> Option<DeliveryRecord> {
+        use std::io::Read;
+        let path = self.record_path(result_name, target_key);
+        // Checked before opening too: opening a FIFO would block.
+        if !std::fs::metadata(&path).ok()?.is_file() {
+            return None;
+        }
+        let file = std::fs::File::open(&path).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        if bytes.len() as u64 > MAX_RECORD_BYTES {
+            return None;
+        }
+        serde_json::from_slice(&bytes).ok()
+    }
+
     /// Records a confirmed delivery, atomically and durably.
     pub(crate) fn record(
         &self,
@@ -72,6 +97,9 @@ impl Outbox {
         )?)
     }
 }
+
+/// The largest record read back (a record is a few hundred bytes).
+const MAX_RECORD_BYTES: u64 = 64 * 1024;
 
 /// The longest record name: 255 bytes (NAME_MAX) less what the atomic
 /// write adds for its temporary file (`.`, `.xxxxxx.tmp`), with room spare.
@@ -140,6 +168,8 @@ mod tests {
         outbox.record("r.json", "abc", &record).unwrap();
         let again = Outbox::new(dir.path());
         assert!(again.is_delivered("r.json", "abc"));
+        assert_eq!(again.read("r.json", "abc"), Some(record.clone()));
+        assert_eq!(again.read("r.json", "def"), None);
         assert!(!again.is_delivered("r.json", "def"));
         let read: DeliveryRecord = serde_json::from_slice(
             &std::fs::read(dir.path().join("r.json.abc.delivered")).unwrap(),

@@ -37,8 +37,7 @@ impl ProfileFallback {
             return Some(profile.clone());
         }
         let path = self.path.as_ref()?;
-        match std::fs::read(path)
-            .map_err(|e| e.to_string())
+        match read_capped(path)
             .and_then(|b| serde_json::from_slice::<Value>(&b).map_err(|e| e.to_string()))
         {
             Ok(profile) => {
@@ -52,6 +51,27 @@ impl ProfileFallback {
             }
         }
     }
+}
+
+/// PROFILE_PATH's bytes: a regular file (after links) of at most the
+/// contract's profile limit. A FIFO would block the relay's only thread and
+/// `/dev/zero` would fill its memory, so neither is opened for reading.
+fn read_capped(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use shortlist_contract::profile::MAX_PROFILE_BYTES;
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PROFILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(format!("larger than {MAX_PROFILE_BYTES} bytes"));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -118,5 +138,25 @@ mod tests {
             Some(&json!({"text": "now"}))
         );
         assert_eq!(ProfileFallback::new(None).for_result(&bare), None);
+    }
+
+    #[test]
+    fn a_fifo_or_device_profile_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("profile.fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for path in [fifo, std::path::PathBuf::from("/dev/zero")] {
+            let mut profiles = ProfileFallback::new(Some(path.clone()));
+            assert_eq!(
+                profiles.for_result(&result(json!({"verdict": "accept"}))),
+                None,
+                "{}",
+                path.display()
+            );
+        }
     }
 }

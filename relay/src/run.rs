@@ -91,7 +91,7 @@ pub async fn run(
         policy,
         profiles: ProfileFallback::new(profile_path),
         ids: identity::Identity::new(&delivery.state_dir),
-        deliveries: Deliveries::new(delivery)?,
+        deliveries: Deliveries::new(delivery, watch.dir().to_path_buf())?,
         counts: Counts::default(),
         backlog: Backlog::default(),
     };
@@ -328,6 +328,12 @@ impl Relay {
             }
             Decision::Skip(Skip::BelowMinScore { score, min_score }) => {
                 tracing::info!(file = %name, %id, score, min_score, "accepted, but below RELAY_MIN_SCORE; not forwarded");
+                // The assessor may be waiting for this result's receipt.
+                self.deliveries.not_forwarded(
+                    name,
+                    &id,
+                    format!("score {score} is below RELAY_MIN_SCORE {min_score}"),
+                );
                 self.counts.rejected += 1;
                 self.counts.handled += 1;
             }
@@ -341,7 +347,10 @@ impl Relay {
         }
     }
 
-    fn count_delivery(&mut self, finished: Finished) {
+    fn count_delivery(&mut self, finished: Option<Finished>) {
+        let Some(finished) = finished else {
+            return;
+        };
         match finished.outcome {
             Outcome::Delivered { .. } => self.counts.delivered += 1,
             Outcome::Failed { .. } => self.counts.failed_deliveries += 1,

@@ -215,10 +215,11 @@ impl SettleTracker {
                     .insert(name.to_string(), FileState::Handled { fingerprint });
                 Look::Ready(Box::new(result))
             }
-            Err(ReadError::Violation(error)) => {
+            Err(ReadError::Violation { reason, field }) => {
                 tracing::error!(
                     file = %name,
-                    error = %error,
+                    error = %reason,
+                    field = field.as_deref().unwrap_or("unknown"),
                     "invalid result: complete JSON that breaks the result contract"
                 );
                 self.files
@@ -256,28 +257,75 @@ impl SettleTracker {
 
 /// Why a file is not a result; each says why in words.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-enum ReadError {
+pub(crate) enum ReadError {
     /// Not complete JSON (yet): empty, cut off, unreadable, too large. More
     /// writes may complete it, so it waits for the settle timeout.
     #[error("{0}")]
     Incomplete(String),
     /// A complete JSON document that breaks the contract: no later write
-    /// of a writer that appends can fix it, so it is invalid now.
-    #[error("{0}")]
-    Violation(String),
+    /// of a writer that appends can fix it, so it is invalid now. `field`
+    /// is the top-level field to blame, when one is.
+    #[error("{reason}")]
+    Violation {
+        reason: String,
+        field: Option<String>,
+    },
 }
 
-/// Reads and parses one result file.
-fn read_result(path: &Path, meta: &std::fs::Metadata) -> Result<AssessmentResult, ReadError> {
+/// Reads and parses one result file (`relay check` reads through here too,
+/// so it says what the running relay would).
+pub(crate) fn read_result(
+    path: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<AssessmentResult, ReadError> {
     if meta.len() > MAX_RESULT_BYTES {
         return Err(ReadError::Incomplete(format!(
             "is {} bytes, larger than the {MAX_RESULT_BYTES}-byte limit",
             meta.len()
         )));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| ReadError::Incomplete(format!("cannot read: {e}")))?;
-    parse_result(&bytes)
+    // Capped as read too: a file that grows after the stat (a writer that
+    // appends) is not read without bound.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            use std::io::Read;
+            file.take(MAX_RESULT_BYTES + 1).read_to_end(&mut bytes)
+        })
+        .map_err(|e| ReadError::Incomplete(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_RESULT_BYTES {
+        return Err(ReadError::Incomplete(format!(
+            "is larger than the {MAX_RESULT_BYTES}-byte limit"
+        )));
+    }
+    parse_result(&bytes).map_err(|error| match error {
+        ReadError::Violation { reason, .. } => ReadError::Violation {
+            reason,
+            field: offending_field(&bytes),
+        },
+        incomplete => incomplete,
+    })
+}
+
+/// The top-level field to blame when a complete document breaks the
+/// contract (serde's message does not always say, e.g. for an unknown
+/// `verdict` value): `verdict` when it is missing, else the first field
+/// that alone fails to parse beside a null verdict.
+fn offending_field(bytes: &[u8]) -> Option<String> {
+    let Ok(serde_json::Value::Object(document)) = serde_json::from_slice(bytes) else {
+        return None;
+    };
+    if !document.contains_key("verdict") {
+        return Some("verdict".to_string());
+    }
+    document.into_iter().find_map(|(key, value)| {
+        let mut probe = serde_json::Map::new();
+        probe.insert("verdict".to_string(), serde_json::Value::Null);
+        probe.insert(key.clone(), value);
+        serde_json::from_value::<AssessmentResult>(serde_json::Value::Object(probe))
+            .is_err()
+            .then_some(key)
+    })
 }
 
 /// Parses a result, telling "not complete JSON" from "complete JSON that is
@@ -293,7 +341,10 @@ fn parse_result(bytes: &[u8]) -> Result<AssessmentResult, ReadError> {
             e.is_data() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
         let error = format!("is not a valid result: {e}");
         if complete {
-            ReadError::Violation(error)
+            ReadError::Violation {
+                reason: error,
+                field: None,
+            }
         } else {
             ReadError::Incomplete(error)
         }
@@ -503,7 +554,7 @@ mod tests {
     #[test]
     fn only_whole_json_is_a_violation() {
         let violation = |text: &str| match parse_result(text.as_bytes()) {
-            Err(ReadError::Violation(error)) => error,
+            Err(ReadError::Violation { reason, .. }) => reason,
             other => panic!("{text}: expected a violation, got {other:?}"),
         };
         let incomplete = |text: &str| {
@@ -613,5 +664,25 @@ mod tests {
             tracker.next_deadline(),
             Some(start + Duration::from_secs(3) + TIMEOUT)
         );
+    }
+
+    #[test]
+    fn the_offending_field_is_named() {
+        for (text, field) in [
+            (r#"{"verdict":"accept","score":86}"#, Some("score")),
+            (r#"{"verdict":"maybe"}"#, Some("verdict")),
+            (r#"{"score":0.5}"#, Some("verdict")),
+            (r#"{"verdict":"accept","status":"fine"}"#, Some("status")),
+            (r#"{"verdict":"accept","id":true}"#, Some("id")),
+            (
+                r#"{"verdict":"accept","backend":{"model":"m"}}"#,
+                Some("backend"),
+            ),
+            (r#"{"verdict":"accept","reasons":"one"}"#, Some("reasons")),
+            (r#"[{"verdict":"accept"}]"#, None),
+            (r#"{"verdict":"accept"}"#, None),
+        ] {
+            assert_eq!(offending_field(text.as_bytes()).as_deref(), field, "{text}");
+        }
     }
 }

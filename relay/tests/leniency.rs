@@ -82,3 +82,17 @@ async fn a_negative_score_is_invalid_even_without_min_score() {
     assert!(out.elapsed < PROMPTLY, "{:?}\n{}", out.elapsed, out.ctx());
     assert_eq!(server.count(), 0, "{}", server.describe());
 }
+
+/// An unknown verdict: serde's message does not name the field, the log
+/// does (`"field":"verdict"`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_verdict_is_invalid_and_the_log_names_the_field() {
+    let (server, out) = run_one(br#"{"verdict":"maybe"}"#).await;
+    out.assert_code(4);
+    assert!(
+        out.mentions(r#""field":"verdict""#),
+        "the log must name the field\n{}",
+        out.ctx()
+    );
+    assert_eq!(server.count(), 0, "{}", server.describe());
+}

@@ -28,6 +28,7 @@ pub mod openai;
 pub mod process;
 pub mod profiles;
 pub mod prompt;
+pub mod receipts;
 pub mod relay;
 pub mod results;
 pub mod samples;
@@ -56,6 +57,7 @@ pub use openai::{
 pub use process::{GUARD, Output, Process, command};
 pub use profiles::{full_profile, profile_id, simple_profile};
 pub use prompt::{datamark, listing_block};
+pub use receipts::{assert_receipt_valid, receipt_of};
 pub use relay::{
     assert_webhook_body, assert_webhook_headers, dir_env, fast, outbox_records, result_env,
     spawn_relay, spawn_relay_with_args, unix_now,

@@ -254,7 +254,7 @@ async fn an_assessor_killed_mid_judgement_fails_the_pod_for_a_retry_and_the_rela
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_notifier_down_during_the_run_still_gets_the_delivery_before_the_relay_exits() {
+async fn a_notifier_down_during_the_run_still_gets_the_delivery_before_the_pod_succeeds() {
     let manifests = Manifests::rendered("base");
     let secret = webhook_secret(&manifests);
     let judge = start_judge("accept", Duration::ZERO).await;
@@ -270,19 +270,64 @@ async fn a_notifier_down_during_the_run_still_gets_the_delivery_before_the_relay
     assert!(deliveries[0].signature_valid(&secret));
     let relay = pod.container(RELAY);
     let assessor = pod.container(ASSESSOR);
-    // The assessor was long done when the notifier came up: the relay kept
-    // retrying through the kubelet's SIGTERM, within its drain time.
+    // The assessor (ASSESSOR_AWAIT_DELIVERY) waited for the relay's receipt
+    // until the notifier came up and confirmed, and only then exited 0.
     assert!(
-        assessor.ended_at < Duration::from_secs(2),
+        assessor.ended_at >= Duration::from_secs(2),
         "{}",
         pod.describe()
     );
-    assert!(
-        relay.ended_at >= Duration::from_secs(2),
-        "{}",
-        pod.describe()
-    );
+    assert_eq!(assessor.exit.code, 0, "{}", pod.describe());
     assert_eq!(relay.exit.code, 0, "{}", pod.describe());
+    let receipt = testkit::receipt_of(&pod.volume("results").join("result.json"))
+        .unwrap_or_else(|| panic!("no receipt\n{}", pod.describe()));
+    assert_eq!(receipt["outcome"], "delivered", "{}", pod.describe());
+    assert_eq!(receipt["webhook_id"], deliveries[0].webhook_id().as_str());
+}
+
+/// A notifier that stays down: the assessor exits 6 (delivery not
+/// confirmed), which the policy counts as a retriable failure; the retried
+/// pod delivers with the same `webhook-id`, so a deduplicating receiver
+/// sees one listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_delivery_fails_the_pod_for_a_retry_that_delivers_with_the_same_id() {
+    let manifests = Manifests::rendered("base");
+    let judge = start_judge("accept", Duration::ZERO).await;
+    let notifier = Notifier::start(vec![]).await;
+    notifier.set_default(testkit::Reply::status(503));
+    let (mut kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
+    kubelet
+        .set_env(ASSESSOR, "ASSESSOR_AWAIT_DELIVERY", "2s")
+        .set_env(RELAY, "RELAY_DRAIN_TIMEOUT", "1s");
+    let first = kubelet.run_pod().await;
+    assert_eq!(first.phase, Phase::Failed, "{}", first.describe());
+    assert_eq!(
+        first.container(ASSESSOR).exit.code,
+        6,
+        "{}",
+        first.describe()
+    );
+    assert_eq!(
+        first.job_action(kubelet.manifests.job()),
+        JobAction::Count,
+        "{}",
+        first.describe()
+    );
+    let refused = notifier.requests();
+    assert!(!refused.is_empty(), "{}", first.describe());
+
+    // The Job's retry: a new pod (new emptyDir), the notifier back.
+    notifier.set_default(testkit::Reply::ok());
+    let second = kubelet.run_pod().await;
+    assert_eq!(second.phase, Phase::Succeeded, "{}", second.describe());
+    let all = notifier.requests();
+    let delivered: Vec<_> = all.iter().filter(|r| r.replied == 200).collect();
+    assert_eq!(delivered.len(), 1, "{}", second.describe());
+    assert_eq!(
+        delivered[0].webhook_id(),
+        refused[0].webhook_id(),
+        "a retried pod must reuse the webhook-id"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

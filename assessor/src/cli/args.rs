@@ -96,7 +96,8 @@ impl From<FixedVerdict> for Verdict {
 const EXIT_CODES: &str = "Exit codes: 0 assessed (a batch: every profile got a result, invalid ones an \
 error result); 2 usage or configuration error, at start-up or refused by a server (bad API key, \
 unknown model or base URL); 3 invalid or missing profile (a batch: none could be read); 4 backend \
-failed after retries; 5 result not written; 130 / 143 stopped by SIGINT / SIGTERM (a batch lets \
+failed after retries; 5 result not written; 6 delivery not confirmed (ASSESSOR_AWAIT_DELIVERY); \
+130 / 143 stopped by SIGINT / SIGTERM (a batch lets \
 profiles in flight finish for ASSESSOR_DRAIN_TIMEOUT, prints its summary; run again to resume).";
 
 /// Reads one listing (a profile), judges it, and writes one verdict file.
@@ -150,6 +151,11 @@ pub(crate) struct InputArgs {
     /// Where to write the result; unset or `-` prints it on stdout.
     #[arg(long = "result", env = "RESULT_PATH", value_name = "PATH")]
     pub(crate) result_path: Option<PathBuf>,
+
+    /// After writing an accepted result, wait this long for the relay's receipt
+    /// (RESULT_PATH + `.receipt`); exit 6 when none comes. Needs RESULT_PATH.
+    #[arg(long = "await-delivery", env = "ASSESSOR_AWAIT_DELIVERY", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) await_delivery: Option<Duration>,
 
     /// A JSON file holding any of these settings, keyed by environment variable name.
     #[arg(long = "config", env = "CONFIG_PATH", value_name = "PATH")]

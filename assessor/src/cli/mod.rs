@@ -121,6 +121,8 @@ fn validate(cli: Cli) -> Result<Settings, Error> {
         .result_path
         .clone()
         .filter(|p| p.as_os_str() != "-");
+    // 0 means no wait, so an overlay can switch it off.
+    let await_delivery = cli.input.await_delivery.filter(|wait| !wait.is_zero());
 
     let api_key = judge::api_key(&cli.judge)?;
 
@@ -228,11 +230,19 @@ fn validate(cli: Cli) -> Result<Settings, Error> {
                 fingerprint: Some(fingerprint),
             };
             match (batch, eval) {
+                (None, _) if await_delivery.is_some() && result_path.is_none() => {
+                    return Err(SettingError::Missing {
+                        variable: "RESULT_PATH",
+                        why: "with ASSESSOR_AWAIT_DELIVERY (the receipt is looked for next to the result file)",
+                    }
+                    .into());
+                }
                 (None, _) => Mode::Assess {
                     assess,
                     io: single::Settings {
                         profile_path,
                         result_path,
+                        await_delivery,
                     },
                 },
                 (Some(batch), None) => Mode::Batch { assess, batch },

@@ -4,6 +4,12 @@
 //! at once. A task records a confirmed delivery before it reports back, so
 //! a relay restarted at any point re-sends only what has no record.
 //!
+//! When the last target's record is written, the same task writes the
+//! result's receipt ([`Receipts`]); the receipts of results that need no
+//! delivery (every target had it already, or the policy kept an accepted
+//! result back) are written by tasks of their own. The loop's drain waits
+//! for all of them alike.
+//!
 //! [`send`] holds one delivery's attempts and retries; this module owns the
 //! tasks.
 
@@ -25,6 +31,7 @@ use tokio::time::Instant;
 use crate::identity::webhook_id;
 use crate::notifier::{Signer, Target};
 use crate::outbox::{DeliveryRecord, Outbox};
+use crate::receipt::{ReceiptFor, Receipts};
 pub(crate) use send::Outcome;
 use send::Sender;
 
@@ -64,8 +71,16 @@ pub(crate) struct Finished {
     pub(crate) result_done: bool,
 }
 
+/// What a task reports.
+enum TaskDone {
+    /// One delivery ended.
+    Delivery(DeliveryDone),
+    /// A receipt-only task ended (it logs its own failures).
+    Receipt,
+}
+
 /// What one delivery task reports.
-struct TaskDone {
+struct DeliveryDone {
     name: String,
     id: String,
     target: String,
@@ -78,6 +93,7 @@ pub(crate) struct Deliveries {
     sender: Arc<Sender>,
     targets: Arc<Vec<Target>>,
     outbox: Outbox,
+    receipts: Receipts,
     tasks: JoinSet<TaskDone>,
     permits: Arc<Semaphore>,
     /// Deliveries still running, per result file name.
@@ -85,7 +101,8 @@ pub(crate) struct Deliveries {
 }
 
 impl Deliveries {
-    pub(crate) fn new(settings: Settings) -> Result<Self, ClientError> {
+    /// `results_dir` is where receipts go, next to the results.
+    pub(crate) fn new(settings: Settings, results_dir: PathBuf) -> Result<Self, ClientError> {
         for target in &settings.targets {
             // Which credential goes out, never the credential itself.
             let auth = if target.has_userinfo() {
@@ -114,13 +131,14 @@ impl Deliveries {
             sender: Arc::new(sender),
             targets: Arc::new(settings.targets),
             outbox: Outbox::new(settings.state_dir),
+            receipts: Receipts::new(results_dir),
             tasks: JoinSet::new(),
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_DELIVERIES)),
             running: HashMap::new(),
         })
     }
 
-    /// Whether no delivery is running.
+    /// Whether no delivery (or receipt write) is running.
     pub(crate) fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
@@ -163,6 +181,12 @@ impl Deliveries {
             let profile = profile.clone();
             let name = name.to_string();
             let id = id.to_string();
+            let receipts = self.receipts.clone();
+            let receipt_for = ReceiptFor {
+                name: name.to_string(),
+                id: id.to_string(),
+                webhook_id: webhook_id.clone(),
+            };
             let webhook_id = webhook_id.clone();
             self.tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
@@ -179,30 +203,81 @@ impl Deliveries {
                         attempts: *attempts,
                         delivered_at: now_rfc3339(),
                     };
-                    record_delivery(outbox, &name, target.key(), record).await;
+                    let key = target.key();
+                    let all = targets.clone();
+                    // Durable (fsyncs), so off the loop's only thread: a
+                    // slow disk must not stall watching and other deliveries.
+                    let written = tokio::task::spawn_blocking(move || {
+                        let recorded = outbox.record(&receipt_for.name, &key, &record);
+                        if recorded.is_ok() {
+                            // The last target to finish writes the receipt.
+                            receipts.write_if_delivered(
+                                &outbox,
+                                &all,
+                                &receipt_for,
+                                Some((&key, &record)),
+                            );
+                        }
+                        recorded
+                    })
+                    .await;
+                    report_record(&name, written);
                 }
-                TaskDone {
+                TaskDone::Delivery(DeliveryDone {
                     name,
                     id,
                     target: target.display(),
                     outcome,
                     latency: started.elapsed(),
-                }
+                })
             });
         }
         if started > 0 {
             self.running.insert(name.to_string(), started);
+        } else if !self.receipts.exists(name) {
+            // Delivered everywhere before a restart, and killed before the
+            // receipt was written: write it now.
+            let receipts = self.receipts.clone();
+            let outbox = self.outbox.clone();
+            let targets = self.targets.clone();
+            let receipt_for = ReceiptFor {
+                name: name.to_string(),
+                id: id.to_string(),
+                webhook_id,
+            };
+            self.tasks.spawn_blocking(move || {
+                receipts.write_if_delivered(&outbox, &targets, &receipt_for, None);
+                TaskDone::Receipt
+            });
         }
         started
     }
 
-    /// Waits for the next delivery to end and logs it; `None` when none is
-    /// running. Cancel-safe (used in `select!`).
-    pub(crate) async fn next_finished(&mut self) -> Option<Finished> {
-        loop {
-            match self.tasks.join_next().await? {
-                Ok(done) => return Some(self.finish(done)),
-                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+    /// Writes the receipt of an accepted result that is not forwarded
+    /// (`reason` says why), so an assessor waiting for it is released.
+    pub(crate) fn not_forwarded(&mut self, name: &str, id: &str, reason: String) {
+        let receipts = self.receipts.clone();
+        let receipt_for = ReceiptFor {
+            name: name.to_string(),
+            id: id.to_string(),
+            webhook_id: webhook_id(id),
+        };
+        self.tasks.spawn_blocking(move || {
+            receipts.write_not_forwarded(&receipt_for, reason);
+            TaskDone::Receipt
+        });
+    }
+
+    /// Waits for the next task to end and logs it: `Some(None)` for a
+    /// receipt-only task (so the loop looks at its exit condition again),
+    /// `None` when nothing is running. Cancel-safe (used in `select!`).
+    pub(crate) async fn next_finished(&mut self) -> Option<Option<Finished>> {
+        match self.tasks.join_next().await? {
+            Ok(TaskDone::Delivery(done)) => Some(Some(self.finish(done))),
+            Ok(TaskDone::Receipt) => Some(None),
+            Err(e) => {
+                tracing::error!(error = %e, "a delivery task failed");
+                Some(None)
             }
         }
     }
@@ -210,17 +285,17 @@ impl Deliveries {
     /// Aborts every running delivery (nothing is recorded for them, so a
     /// restarted relay resumes them); returns how many there were.
     pub(crate) fn abandon(&mut self) -> usize {
-        let left = self.tasks.len();
+        let left = self.len();
         self.tasks.abort_all();
         left
     }
 
-    /// The number of deliveries running.
+    /// The number of deliveries running (receipt-only tasks not counted).
     pub(crate) fn len(&self) -> usize {
-        self.tasks.len()
+        self.running.values().sum()
     }
 
-    fn finish(&mut self, done: TaskDone) -> Finished {
+    fn finish(&mut self, done: DeliveryDone) -> Finished {
         match &done.outcome {
             Outcome::Delivered { status, attempts } => {
                 tracing::info!(
@@ -262,14 +337,12 @@ impl Deliveries {
     }
 }
 
-/// Writes the record of a confirmed delivery. Durable (two fsyncs), so off
-/// the loop's only thread: a slow disk must not stall watching and other
-/// deliveries. A failure is logged: the receiver has the message, and a
-/// restart would send it again with the same `webhook-id`.
-async fn record_delivery(outbox: Outbox, name: &str, key: String, record: DeliveryRecord) {
-    let record_name = name.to_string();
-    let written =
-        tokio::task::spawn_blocking(move || outbox.record(&record_name, &key, &record)).await;
+/// Logs a record that could not be written: the receiver has the message,
+/// and a restart would send it again with the same `webhook-id`.
+fn report_record(
+    name: &str,
+    written: Result<Result<(), crate::outbox::RecordError>, tokio::task::JoinError>,
+) {
     match written {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
-use shortlist_contract::AssessmentResult;
+use shortlist_contract::Notification;
 
 use super::target::Kind;
 use super::{Auth, Delivery, HttpRequest, Rendered, Target};
@@ -88,7 +88,7 @@ impl Target {
     pub(crate) fn render(&self, delivery: &Delivery<'_>, auth: &Auth<'_>) -> Rendered {
         match self.adapter() {
             Kind::Webhook(url) => {
-                let body = to_json_bytes(Value::Object(webhook_body(delivery)));
+                let body = webhook_body(delivery).to_json_bytes();
                 http(url, "application/json", body, Vec::new(), delivery, auth)
             }
             Kind::Ntfy(url) => {
@@ -187,89 +187,20 @@ fn http(
 
 /// The generic webhook body: the original Shortlist notifier's shape (the
 /// profile as read, with `text`, `metadata` and `images` always present so
-/// consumers can rely on their types) plus an `assessment` object.
-fn webhook_body(delivery: &Delivery<'_>) -> Map<String, Value> {
-    let mut body = match delivery.profile {
-        Some(Value::Object(profile)) => profile.clone(),
-        _ => Map::new(),
-    };
-    if !body.get("text").is_some_and(Value::is_string) {
-        body.insert("text".into(), Value::String(String::new()));
-    }
-    if !body.get("metadata").is_some_and(Value::is_object) {
-        body.insert("metadata".into(), Value::Object(Map::new()));
-    }
-    if !body.get("images").is_some_and(Value::is_array) {
-        body.insert("images".into(), Value::Array(Vec::new()));
-    }
-    body.insert(
-        "assessment".into(),
-        Value::Object(assessment(delivery.result)),
-    );
-    body
-}
-
-/// `{"verdict","score","reasons","id","assessed_at","backend"}`, copied from
-/// the result; `null` where the result has nothing, `[]` for no reasons.
-fn assessment(result: &AssessmentResult) -> Map<String, Value> {
-    let mut a = Map::new();
-    a.insert(
-        "verdict".into(),
-        result
-            .verdict
-            .map_or(Value::Null, |v| Value::String(v.as_str().into())),
-    );
-    a.insert(
-        "score".into(),
-        result
-            .score
-            .and_then(serde_json::Number::from_f64)
-            .map_or(Value::Null, Value::Number),
-    );
-    a.insert(
-        "reasons".into(),
-        Value::Array(
-            result
-                .reasons
-                .iter()
-                .flatten()
-                .map(|r| Value::String(r.clone()))
-                .collect(),
-        ),
-    );
-    a.insert("id".into(), optional_string(result.id.as_deref()));
-    a.insert(
-        "assessed_at".into(),
-        optional_string(result.assessed_at.as_deref()),
-    );
-    let backend = result.backend.as_ref().map_or(Value::Null, |b| {
-        let mut backend = Map::new();
-        backend.insert("kind".into(), Value::String(b.kind.clone()));
-        backend.insert("model".into(), optional_string(b.model.as_deref()));
-        Value::Object(backend)
-    });
-    a.insert("backend".into(), backend);
-    a
-}
-
-fn optional_string(s: Option<&str>) -> Value {
-    s.map_or(Value::Null, |s| Value::String(s.into()))
+/// consumers can rely on their types) plus an `assessment` object. Built as
+/// the contract's typed [`Notification`], whose schema is published as
+/// `schema/notification.v1.json`, so the two cannot drift.
+fn webhook_body(delivery: &Delivery<'_>) -> Notification {
+    Notification::new(delivery.result, delivery.profile)
 }
 
 /// One JSON line for file and stdout targets: the webhook body plus
 /// `webhook_id` and `delivered_at`, so a line can be matched to a delivery.
 fn json_line(delivery: &Delivery<'_>) -> Vec<u8> {
-    let mut body = webhook_body(delivery);
-    body.insert(
-        "webhook_id".into(),
-        Value::String(delivery.webhook_id.into()),
-    );
-    body.insert(
-        "delivered_at".into(),
-        Value::String(rfc3339(delivery.timestamp)),
-    );
+    let body =
+        webhook_body(delivery).with_delivery(delivery.webhook_id, rfc3339(delivery.timestamp));
     // Compact JSON escapes every newline inside strings, so this is one line.
-    let mut line = to_json_bytes(Value::Object(body));
+    let mut line = body.to_json_bytes();
     line.push(b'\n');
     line
 }
@@ -667,6 +598,7 @@ mod tests {
     use hmac::{Hmac, Mac};
     use serde_json::json;
     use sha2::Sha256;
+    use shortlist_contract::AssessmentResult;
 
     use super::super::{Signer, parse_targets};
     use super::*;
@@ -837,6 +769,34 @@ mod tests {
             !debug.contains("tok_123") && !debug.contains("pw@") && !debug.contains("token=abc"),
             "{debug}"
         );
+    }
+
+    /// The body is compact JSON with every object's keys sorted: the bytes
+    /// of its own JSON value, as when it was built as a `Value` (receivers
+    /// that compare or hash bodies see the same bytes as before the typed
+    /// `Notification`).
+    #[test]
+    fn webhook_bodies_are_the_bytes_of_their_json_value() {
+        let full = full_result();
+        let minimal = minimal_result();
+        let profile = profile();
+        let odd = json!({"z": 1, "text": 5, "metadata": {"b": 1, "a": [2, {"d": 1, "c": 0}]}, "a": null, "assessment": "x"});
+        for (result, profile) in [
+            (&full, Some(&profile)),
+            (&full, None),
+            (&minimal, None),
+            (&minimal, Some(&odd)),
+        ] {
+            let request = http_request(
+                target("https://example.com/h")
+                    .render(&delivery(result, profile), &Auth::default()),
+            );
+            let value: Value = serde_json::from_slice(&request.body).unwrap();
+            assert_eq!(
+                String::from_utf8(request.body).unwrap(),
+                serde_json::to_string(&value).unwrap()
+            );
+        }
     }
 
     #[test]
