@@ -5,14 +5,23 @@
 
 use std::process::ExitCode;
 
+use crate::shutdown::Signal;
+
 /// How the assessor ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exit {
-    /// 0: assessed (accept or reject); the result is written.
+    /// 0: assessed (accept or reject); the result is written. A batch: every
+    /// profile got a result (invalid ones an error result).
     Assessed,
     /// 2: usage or configuration error, found at start-up; no result written.
     Usage,
-    /// 3: the profile is missing or invalid (permanent); an error result is written.
+    /// 2 as well: a backend refused the configuration for good (a bad API
+    /// key: 401/403; an unknown model or base URL: 404). No retry can fix
+    /// it, so it fails the Job like any configuration error; an error result
+    /// is written.
+    BackendRefused,
+    /// 3: the profile is missing or invalid (permanent); an error result is
+    /// written. A batch: no profile at all could be read.
     InvalidProfile,
     /// 4: the backend failed after retries (transient); an error result is written.
     BackendFailed,
@@ -22,17 +31,24 @@ pub(crate) enum Exit {
     /// within ASSESSOR_AWAIT_DELIVERY (transient: a new pod delivers again,
     /// with the same `webhook-id`).
     DeliveryUnconfirmed,
+    /// 130 / 143: stopped by SIGINT / SIGTERM (128 + the signal number, the
+    /// shell's convention). A single assessment writes no result; a batch
+    /// writes the results of the profiles it let finish and says how many
+    /// are left for the next run.
+    Interrupted(Signal),
 }
 
 impl Exit {
     pub(crate) fn code(self) -> u8 {
         match self {
             Exit::Assessed => 0,
-            Exit::Usage => 2,
+            Exit::Usage | Exit::BackendRefused => 2,
             Exit::InvalidProfile => 3,
             Exit::BackendFailed => 4,
             Exit::ResultUnwritable => 5,
             Exit::DeliveryUnconfirmed => 6,
+            Exit::Interrupted(Signal::Interrupt) => 130,
+            Exit::Interrupted(Signal::Terminate) => 143,
         }
     }
 }
@@ -40,5 +56,22 @@ impl Exit {
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> ExitCode {
         ExitCode::from(exit.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_exits_follow_the_shell_convention() {
+        assert_eq!(
+            Exit::Interrupted(Signal::Interrupt).code() as i32,
+            128 + libc::SIGINT
+        );
+        assert_eq!(
+            Exit::Interrupted(Signal::Terminate).code() as i32,
+            128 + libc::SIGTERM
+        );
     }
 }

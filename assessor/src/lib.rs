@@ -21,9 +21,12 @@ mod exit;
 mod judge;
 mod mode;
 mod output;
+mod process_group;
 mod prompt;
+mod refusal;
 mod rules;
 mod setting;
+mod shutdown;
 mod single;
 mod verdict;
 
@@ -31,7 +34,8 @@ use std::process::ExitCode;
 
 use crate::exit::Exit;
 
-/// The assessor's whole life: exit code 0 to 6, with at most one error
+/// The assessor's whole life: exit code 0 to 6 (130 / 143 when stopped by
+/// SIGINT / SIGTERM), with at most one error
 /// message on stderr.
 pub fn main() -> ExitCode {
     match run() {
@@ -91,5 +95,10 @@ fn run() -> Result<Exit, Error> {
             .build()
     };
     let runtime = runtime.map_err(Error::Runtime)?;
-    Ok(runtime.block_on(mode::run(settings.mode))?)
+    let outcome = runtime.block_on(mode::run(settings.mode));
+    // A blocking thread still busy (an input read after a stop, an
+    // in-process model generating for an abandoned assessment) must not
+    // hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(outcome?)
 }

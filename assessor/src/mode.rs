@@ -11,7 +11,8 @@ use crate::assess::{self, Assessor};
 use crate::exit::Exit;
 use crate::output::{print_stderr, print_stdout};
 use crate::setting::SettingError;
-use crate::{batch, eval, single};
+use crate::shutdown::Shutdown;
+use crate::{batch, eval, process_group, single};
 
 /// The mode and its settings.
 #[derive(Debug)]
@@ -83,22 +84,27 @@ impl Error {
     }
 }
 
-/// Runs the mode.
+/// Runs the mode. From here on SIGTERM and SIGINT stop an assessment or
+/// a batch the documented way (exit 143 / 130) instead of killing it.
 pub(crate) async fn run(mode: Mode) -> Result<Exit, Error> {
     match mode {
         Mode::Assess { assess, io } => {
+            let shutdown = listen();
             let assessor = Assessor::new(assess)?;
-            Ok(single::run(&assessor, &io).await?)
+            run_single(&assessor, &io, &shutdown).await
         }
-        Mode::Batch { assess, batch } => run_batch(assess, &batch).await,
+        Mode::Batch { assess, batch } => run_batch(assess, &batch, &listen()).await,
         Mode::Eval(eval) => run_eval(&eval),
         Mode::BatchThenEval {
             assess,
             batch,
             eval,
         } => {
-            let exit = run_batch(assess, &batch).await?;
-            if exit == Exit::ResultUnwritable {
+            let exit = run_batch(assess, &batch, &listen()).await?;
+            if matches!(
+                exit,
+                Exit::ResultUnwritable | Exit::Interrupted(_) | Exit::BackendRefused
+            ) {
                 return Ok(exit);
             }
             run_eval(&eval)?;
@@ -107,10 +113,54 @@ pub(crate) async fn run(mode: Mode) -> Result<Exit, Error> {
     }
 }
 
+/// The shutdown signals; without them (they cannot be installed) a
+/// signal keeps its default action and ends the process at once.
+fn listen() -> Shutdown {
+    Shutdown::listen().unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot install the SIGTERM/SIGINT handlers");
+        Shutdown::never()
+    })
+}
+
+/// One profile. A signal drops the assessment where it is: whatever the
+/// judge was doing is abandoned (a command's process group is ended),
+/// and no result is written; a result already written stays (it is whole:
+/// the write is atomic and not interrupted).
+async fn run_single(
+    assessor: &Assessor,
+    io: &single::Settings,
+    shutdown: &Shutdown,
+) -> Result<Exit, Error> {
+    let finished = {
+        let assessment = single::run(assessor, io);
+        tokio::pin!(assessment);
+        tokio::select! {
+            biased;
+            outcome = &mut assessment => Ok(outcome),
+            signal = shutdown.requested() => Err(signal),
+        }
+    };
+    match finished {
+        Ok(outcome) => Ok(outcome?),
+        Err(signal) => {
+            process_group::end_abandoned(process_group::GRACE).await;
+            tracing::warn!(
+                signal = signal.name(),
+                "stopped before the assessment finished; no result written"
+            );
+            Ok(Exit::Interrupted(signal))
+        }
+    }
+}
+
 /// Runs the batch and prints its summary table on stderr.
-async fn run_batch(assess: assess::Settings, settings: &batch::Settings) -> Result<Exit, Error> {
+async fn run_batch(
+    assess: assess::Settings,
+    settings: &batch::Settings,
+    shutdown: &Shutdown,
+) -> Result<Exit, Error> {
     let assessor = Arc::new(Assessor::new(assess)?);
-    let summary = batch::run(assessor, settings).await?;
+    let summary = batch::run(assessor, settings, shutdown).await?;
     let _ = print_stderr(summary.table().as_bytes());
     Ok(summary.exit())
 }

@@ -594,8 +594,9 @@ async fn unauthorized_is_rejected_without_retry() {
         |e| e,
     )
     .await;
-    out.assert_no_panic().assert_code(4);
-    let r = out.assert_error_result("backend_rejected");
+    // Issue 13: a bad key is a configuration error (exit 2, FailJob), not transient.
+    out.assert_no_panic().assert_code(2);
+    let r = out.assert_error_result("backend_unauthorized");
     assert_eq!(
         server.requests().len(),
         1,
@@ -618,8 +619,9 @@ async fn not_found_is_rejected_without_retry() {
         |e| e,
     )
     .await;
-    out.assert_no_panic().assert_code(4);
-    out.assert_error_result("backend_rejected");
+    // Issue 13: an unknown model is a configuration error (exit 2, FailJob).
+    out.assert_no_panic().assert_code(2);
+    out.assert_error_result("backend_not_found");
     assert_eq!(
         server.requests().len(),
         1,

@@ -109,8 +109,9 @@ async fn key_not_leaked_on_401() {
         |e, _| e.set("LLM_API_KEY", SECRET),
     )
     .await;
-    out.assert_no_panic().assert_code(4);
-    out.assert_error_result("backend_rejected");
+    // Issue 13: a refused key is a configuration error (exit 2).
+    out.assert_no_panic().assert_code(2);
+    out.assert_error_result("backend_unauthorized");
     assert_bearer(&server);
     assert_no_leak(&out);
 }

@@ -69,6 +69,12 @@ error_kinds! {
     BackendUnavailable = "backend_unavailable", transient = true;
     /// The judge's server refused the request (4xx other than 429).
     BackendRejected = "backend_rejected", transient = false;
+    /// The server refused the API key (HTTP 401 or 403): a configuration
+    /// error (exit 2), for the judge's server or the vision server.
+    BackendUnauthorized = "backend_unauthorized", transient = false;
+    /// The server has no such model or endpoint (HTTP 404): the model name
+    /// or the base URL is wrong (exit 2).
+    BackendNotFound = "backend_not_found", transient = false;
     /// The judge's server asked to slow down (429) past the retries.
     RateLimited = "rate_limited", transient = true;
     /// The model is not (yet) available on the server (loading, unknown).
@@ -228,6 +234,8 @@ mod tests {
             "image_refused",
             "not_an_image",
             "captions_failed",
+            "backend_unauthorized",
+            "backend_not_found",
         ] {
             assert!(!ErrorKind::from(permanent).is_transient(), "{permanent}");
         }

@@ -266,6 +266,12 @@ pub struct AssessmentResult {
     /// When the assessment finished, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assessed_at: Option<String>,
+    /// What decided the result, as `sha256-` and 16 hex digits: a hash of
+    /// the judge (backend, model, server, sampling settings, reply schema),
+    /// the brief, the rules, the prompts and the captions settings. A batch
+    /// judges a result again when its fingerprint differs from its own run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     /// Fields added by custom assessors or later versions, kept as read.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

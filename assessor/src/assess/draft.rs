@@ -113,6 +113,7 @@ impl Draft {
             error: Some(None),
             assessor: Some(assessor_info()),
             assessed_at: Some(now_rfc3339()),
+            fingerprint: None,
             extra: Default::default(),
         };
         match ending {

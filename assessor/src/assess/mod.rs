@@ -31,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) prompt: PromptBuilder,
     pub(crate) judge: JudgeSettings,
     pub(crate) response_cache: Option<judge::cache::Settings>,
+    /// What decides a result (the result's `fingerprint`).
+    pub(crate) fingerprint: Option<String>,
 }
 
 /// What a stage found: the assessment is decided (the stages after it are
@@ -47,6 +49,7 @@ pub(crate) struct Assessor {
     captioner: Option<Captioner>,
     prompt: PromptBuilder,
     judge: Box<dyn Judge>,
+    fingerprint: Option<String>,
 }
 
 impl Assessor {
@@ -59,13 +62,29 @@ impl Assessor {
             captioner,
             prompt: settings.prompt,
             judge,
+            fingerprint: settings.fingerprint,
         })
+    }
+
+    /// What decides this assessor's results (see [`Settings::fingerprint`]).
+    pub(crate) fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
     }
 
     /// Assesses one profile as read (or not) from its source; local images
     /// are relative to `profile_dir`. Never fails: every outcome is a result
     /// and an exit code.
     pub(crate) async fn assess(
+        &self,
+        read: Result<(Profile, Value), ProfileError>,
+        profile_dir: &Path,
+    ) -> (AssessmentResult, Exit) {
+        let (mut result, exit) = self.assess_draft(read, profile_dir).await;
+        result.fingerprint = self.fingerprint.clone();
+        (result, exit)
+    }
+
+    async fn assess_draft(
         &self,
         read: Result<(Profile, Value), ProfileError>,
         profile_dir: &Path,
@@ -167,7 +186,27 @@ impl Assessor {
             .failures()
             .filter_map(|r| r.error.as_ref())
             .any(|e| e.kind.is_transient());
+        // A vision server refusing the key, model or URL refuses every image
+        // of every profile: a configuration error (exit 2), required or not.
+        let refused = outcome
+            .failures()
+            .filter_map(|r| r.error.as_ref())
+            .find(|e| {
+                matches!(
+                    e.kind,
+                    ErrorKind::BackendUnauthorized | ErrorKind::BackendNotFound
+                )
+            })
+            .cloned();
         draft.captions = Some(outcome.records);
+        if let Some(error) = refused {
+            tracing::error!(%id, kind = %error.kind, "the vision server refused the configuration");
+            return Step::Decided(Ending::Failed {
+                kind: error.kind,
+                message: format!("captions: {}", error.message),
+                exit: Exit::BackendRefused,
+            });
+        }
         if captioner.required && !failures.is_empty() {
             let message = format!(
                 "{} of the profile's images could not be captioned and CAPTION_REQUIRED=true: {}",
@@ -241,7 +280,7 @@ impl Assessor {
                 Ending::Failed {
                     kind: error.kind(),
                     message: error.to_string(),
-                    exit: Exit::BackendFailed,
+                    exit: error.exit(),
                 }
             }
         }
@@ -307,6 +346,7 @@ mod tests {
                 outcome,
                 calls: Arc::clone(&calls),
             }),
+            fingerprint: None,
         };
         (assessor, calls)
     }

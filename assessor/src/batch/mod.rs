@@ -4,7 +4,11 @@
 //!
 //! - Resumable: a profile whose result already exists and is `ok` is skipped
 //!   (`ASSESSOR_FORCE=true` judges it again), so a killed batch or a retried
-//!   Job pod repeats no finished work.
+//!   Job pod repeats no finished work; a result whose `fingerprint` differs
+//!   from this run's (the brief, rules, prompts or judge changed) is judged
+//!   again.
+//! - Stoppable: on SIGTERM/SIGINT no new profile starts, those in flight
+//!   have `ASSESSOR_DRAIN_TIMEOUT`, and the summary says what is left.
 //! - Shardable: `ASSESSOR_SHARD=i/N`, or an Indexed Job's
 //!   `JOB_COMPLETION_INDEX` with `ASSESSOR_SHARD_COUNT=N`.
 //! - Flat memory: the input is streamed through a bounded channel and at most
@@ -17,21 +21,23 @@ pub(crate) mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use shortlist_contract::AssessmentResult;
-use shortlist_contract::Status;
 use shortlist_contract::atomic::{Durability, sync_filesystem, temp_target, write_atomic_with};
+use shortlist_contract::{AssessmentResult, ErrorKind, Status};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use self::input::{InputFormat, Item, read_into};
 use self::progress::Progress;
 use self::shard::Shard;
-use self::summary::{Outcome, Summary};
+use self::summary::{Left, Outcome, Summary};
 use crate::assess::Assessor;
+use crate::exit::Exit;
 use crate::output::render;
+use crate::process_group;
+use crate::shutdown::Shutdown;
 
 /// Validated batch settings.
 #[derive(Debug, Clone)]
@@ -43,6 +49,8 @@ pub(crate) struct Settings {
     pub(crate) jobs: usize,
     pub(crate) shard: Option<Shard>,
     pub(crate) force: bool,
+    /// After SIGTERM/SIGINT, how long profiles in flight may finish.
+    pub(crate) drain_timeout: Duration,
     /// Prices per 1000 prompt / completion tokens, for the cost estimate.
     pub(crate) prices: Option<(f64, f64)>,
 }
@@ -65,8 +73,13 @@ pub(crate) enum Error {
 }
 
 /// Runs the batch; the summary's exit code says whether every profile was
-/// assessed.
-pub(crate) async fn run(assessor: Arc<Assessor>, batch: &Settings) -> Result<Summary, Error> {
+/// assessed. On `shutdown` no new profile starts; those in flight have
+/// `drain_timeout` to finish, and the summary says how many are left.
+pub(crate) async fn run(
+    assessor: Arc<Assessor>,
+    batch: &Settings,
+    shutdown: &Shutdown,
+) -> Result<Summary, Error> {
     let started = Instant::now();
     std::fs::create_dir_all(&batch.result_dir).map_err(|source| Error::ResultDir {
         path: batch.result_dir.clone(),
@@ -89,7 +102,7 @@ pub(crate) async fn run(assessor: Arc<Assessor>, batch: &Settings) -> Result<Sum
         })
     };
 
-    let jsonl = match &batch.results_jsonl {
+    let mut jsonl = match &batch.results_jsonl {
         None => None,
         Some(path) => match tokio::fs::OpenOptions::new()
             .create(true)
@@ -106,22 +119,13 @@ pub(crate) async fn run(assessor: Arc<Assessor>, batch: &Settings) -> Result<Sum
             }
         },
     };
-    let mut jsonl = jsonl;
 
-    let items = futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx));
     // Each profile is its own task, so the runtime's worker threads share
-    // the work (polled inside one stream, every assessment would run on the
+    // the work (polled inside one future, every assessment would run on the
     // thread that awaits it); at most `jobs` are in flight.
     let shared = Arc::new((batch.clone(), leftovers));
     let want_line = batch.results_jsonl.is_some();
-    let mut outcomes = items
-        .map(|item| {
-            let assessor = Arc::clone(&assessor);
-            let shared = Arc::clone(&shared);
-            tokio::spawn(process_owned(assessor, shared, item, want_line))
-        })
-        .buffer_unordered(batch.jobs)
-        .map(|joined| joined.unwrap_or((Outcome::Unwritable, None)));
+    let mut tasks: JoinSet<(Outcome, Option<Vec<u8>>)> = JoinSet::new();
 
     let mut summary = Summary {
         prices: batch.prices,
@@ -129,20 +133,84 @@ pub(crate) async fn run(assessor: Arc<Assessor>, batch: &Settings) -> Result<Sum
     };
     let mut progress = Progress::new(count_entries(batch));
     let mut last_sync = Instant::now();
-    while let Some((outcome, line)) = outcomes.next().await {
-        if let (Some(writer), Some(line)) = (jsonl.as_mut(), line) {
-            if let Err(error) = writer.write_all(&line).await {
-                tracing::error!(%error, "cannot append to RESULTS_JSONL");
-                summary.unwritable += 1;
-            }
+    let mut input_open = true;
+    let signalled = shutdown.requested();
+    tokio::pin!(signalled);
+    let insisted = shutdown.insisted();
+    tokio::pin!(insisted);
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    loop {
+        let stopping = summary.interrupted.is_some() || summary.refused.is_some();
+        if tasks.is_empty() && (stopping || !input_open) {
+            break;
         }
-        summary.record(&outcome);
-        progress.update(&summary);
-        if last_sync.elapsed() >= SYNC_EVERY {
-            last_sync = Instant::now();
-            sync_results(&batch.result_dir).await;
+        let taking = input_open && !stopping && tasks.len() < batch.jobs;
+        tokio::select! {
+            biased;
+            signal = &mut signalled, if summary.interrupted.is_none() => {
+                summary.interrupted = Some(signal);
+                drain_until = Some(tokio::time::Instant::now() + batch.drain_timeout);
+                tracing::warn!(
+                    signal = signal.name(),
+                    in_flight = tasks.len(),
+                    drain_timeout = ?batch.drain_timeout,
+                    "stopping: no new profiles; those in flight may finish"
+                );
+            }
+            () = &mut insisted, if drain_until.is_some() => {
+                tracing::warn!(
+                    abandoned = tasks.len(),
+                    "a second signal: abandoning the profiles still in flight"
+                );
+                break;
+            }
+            () = sleep_until_or_never(drain_until) => {
+                tracing::warn!(
+                    abandoned = tasks.len(),
+                    "ASSESSOR_DRAIN_TIMEOUT is over; abandoning the profiles still in flight"
+                );
+                break;
+            }
+            Some(joined) = tasks.join_next() => {
+                let (outcome, line) = joined.unwrap_or((Outcome::Unwritable, None));
+                record(&mut summary, &outcome, line, jsonl.as_mut()).await;
+                progress.update(&summary);
+                if last_sync.elapsed() >= SYNC_EVERY {
+                    last_sync = Instant::now();
+                    sync_results(&batch.result_dir).await;
+                }
+            }
+            item = receiver.recv(), if taking => match item {
+                Some(item) => {
+                    let assessor = Arc::clone(&assessor);
+                    let shared = Arc::clone(&shared);
+                    tasks.spawn(process_owned(assessor, shared, item, want_line));
+                }
+                None => input_open = false,
+            },
         }
     }
+    let stopped = summary.interrupted.is_some() || summary.refused.is_some();
+    // Past the drain time: the judgements still running are dropped (their
+    // command's process group gets SIGTERM), and nothing more is written
+    // for them; the ones that finished meanwhile still count.
+    tasks.abort_all();
+    let mut abandoned = 0u64;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((outcome, line)) => {
+                record(&mut summary, &outcome, line, jsonl.as_mut()).await;
+            }
+            Err(error) if error.is_cancelled() => abandoned += 1,
+            Err(_) => record(&mut summary, &Outcome::Unwritable, None, jsonl.as_mut()).await,
+        }
+    }
+    process_group::end_abandoned(process_group::GRACE).await;
+    let left = if stopped {
+        Some(count_left(&mut receiver, abandoned).await)
+    } else {
+        None
+    };
     progress.finish();
     if let Some(writer) = jsonl.as_mut() {
         if let Err(error) = writer.flush().await {
@@ -153,25 +221,99 @@ pub(crate) async fn run(assessor: Arc<Assessor>, batch: &Settings) -> Result<Sum
         }
     }
     sync_results(&batch.result_dir).await;
-    let input_stats = match reader.await {
-        Ok(Ok(stats)) => Some(stats),
-        // Reported in the summary's table (and so exit 3), after the
+    receiver.close();
+    drop(receiver);
+    // A stopped batch does not wait long for an input that may be slow.
+    let reader = if stopped {
+        tokio::time::timeout(COUNT_LEFT_FOR, reader).await.ok()
+    } else {
+        Some(reader.await)
+    };
+    let input_stats = match reader {
+        Some(Ok(Ok(stats))) => Some(stats),
+        // Reported in the summary's table (and its exit code), after the
         // profiles that could be read were assessed.
-        Ok(Err(error)) => {
+        Some(Ok(Err(error))) => {
             tracing::error!(%error, "the batch input could not be read to the end");
             summary.input_error = Some(error.to_string());
             None
         }
-        Err(error) => {
+        Some(Err(error)) => {
             tracing::error!(%error, "the input reader failed");
             summary.input_error = Some(format!("the input reader failed: {error}"));
             None
         }
+        None => None,
     };
+    summary.left = left;
     summary.elapsed = started.elapsed();
     summary.input = input_stats;
     summary.log();
     Ok(summary)
+}
+
+/// Counts one outcome, and appends its line to RESULTS_JSONL. A result
+/// whose server refused the configuration stops the batch: every other
+/// profile would be refused the same way.
+async fn record(
+    summary: &mut Summary,
+    outcome: &Outcome,
+    line: Option<Vec<u8>>,
+    jsonl: Option<&mut tokio::io::BufWriter<tokio::fs::File>>,
+) {
+    if let (Some(writer), Some(line)) = (jsonl, line) {
+        if let Err(error) = writer.write_all(&line).await {
+            tracing::error!(%error, "cannot append to RESULTS_JSONL");
+            summary.unwritable += 1;
+        }
+    }
+    summary.record(outcome);
+    if let (
+        None,
+        Outcome::Assessed {
+            result,
+            exit: Exit::BackendRefused,
+            ..
+        },
+    ) = (&summary.refused, outcome)
+    {
+        let kind = result
+            .error
+            .clone()
+            .flatten()
+            .map(|e| e.kind)
+            .unwrap_or(ErrorKind::BackendRejected);
+        tracing::error!(%kind, "the backend refused the configuration; stopping the batch");
+        summary.refused = Some(kind);
+    }
+}
+
+/// How long a stopped batch spends counting what it left unread.
+const COUNT_LEFT_FOR: Duration = Duration::from_secs(1);
+
+/// What a stopped batch leaves for the next run: the judgements it
+/// abandoned and the entries it did not start, counted from the input
+/// (read on, not judged) for up to [`COUNT_LEFT_FOR`].
+async fn count_left(receiver: &mut mpsc::Receiver<Item>, abandoned: u64) -> Left {
+    let mut count = abandoned;
+    let counted = tokio::time::timeout(COUNT_LEFT_FOR, async {
+        while receiver.recv().await.is_some() {
+            count += 1;
+        }
+    })
+    .await;
+    Left {
+        count,
+        exact: counted.is_ok(),
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Results are written atomically but not fsynced one by one (two fsyncs
@@ -243,9 +385,19 @@ async fn process(
     // file behind; this run now owns that name, so its leftovers go.
     leftovers.remove_for(&name);
     let path = batch.result_dir.join(name);
-    if !batch.force && item.parsed.is_ok() && has_ok_result(&path).await {
-        tracing::debug!(source = %item.source, result = %path.display(), "already assessed; skipped");
-        return (Outcome::Skipped, None);
+    let mut stale = false;
+    if !batch.force && item.parsed.is_ok() {
+        match existing(&path, assessor.fingerprint()) {
+            Existing::Current => {
+                tracing::debug!(source = %item.source, result = %path.display(), "already assessed; skipped");
+                return (Outcome::Skipped, None);
+            }
+            Existing::Stale => {
+                tracing::debug!(source = %item.source, result = %path.display(), "assessed under other settings; judging again");
+                stale = true;
+            }
+            Existing::None => {}
+        }
     }
     let started = Instant::now();
     let (result, exit) = assessor.assess(item.parsed, &item.dir).await;
@@ -268,6 +420,7 @@ async fn process(
             result: Box::new(result),
             exit,
             ms,
+            stale,
         },
         line,
     )
@@ -327,14 +480,34 @@ fn remove_leftover(path: &Path) {
     }
 }
 
-/// Whether `path` holds a complete, successful result.
-async fn has_ok_result(path: &Path) -> bool {
+/// What a profile's existing result means for this run.
+enum Existing {
+    /// No complete, successful result: judge it.
+    None,
+    /// A successful result decided as this run would decide it: skip it.
+    Current,
+    /// A successful result decided by other settings (its `fingerprint`
+    /// differs: the brief, rules, prompts or judge changed): judge again.
+    Stale,
+}
+
+/// Reads `path`'s result. One without a fingerprint (written before
+/// results had one, or by a custom assessor) counts as current: resume
+/// must not silently re-judge, and pay for, a whole directory.
+fn existing(path: &Path, fingerprint: Option<&str>) -> Existing {
     // A small local read, done in place (see the result write above).
     let Ok(bytes) = std::fs::read(path) else {
-        return false;
+        return Existing::None;
     };
-    serde_json::from_slice::<AssessmentResult>(&bytes)
-        .is_ok_and(|r| r.effective_status() == Status::Ok && r.verdict.is_some())
+    match serde_json::from_slice::<AssessmentResult>(&bytes) {
+        Ok(r) if r.effective_status() == Status::Ok && r.verdict.is_some() => {
+            match (r.fingerprint.as_deref(), fingerprint) {
+                (Some(theirs), Some(ours)) if theirs != ours => Existing::Stale,
+                _ => Existing::Current,
+            }
+        }
+        _ => Existing::None,
+    }
 }
 
 /// `<id>.json`, with the id made safe as a file name; an entry that could

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use shortlist_contract::{AssessmentResult, Status, Verdict};
+use shortlist_contract::{AssessmentResult, ErrorKind, Status, Verdict};
 
 use super::input::InputStats;
 use crate::exit::Exit;
+use crate::shutdown::Signal;
 
 /// One profile's outcome.
 #[derive(Debug)]
@@ -21,9 +22,21 @@ pub(crate) enum Outcome {
         result: Box<AssessmentResult>,
         exit: Exit,
         ms: u64,
+        /// Its earlier result was decided by other settings.
+        stale: bool,
     },
     /// Assessed, but the result could not be written.
     Unwritable,
+}
+
+/// What a stopped batch left for the next run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Left {
+    /// Profiles not judged: abandoned in flight, or never started.
+    pub(crate) count: u64,
+    /// False when the rest of the input was not counted to its end (then
+    /// `count` is a lower bound).
+    pub(crate) exact: bool,
 }
 
 #[derive(Debug, Default)]
@@ -31,12 +44,23 @@ pub(crate) struct Summary {
     pub(crate) accepted: u64,
     pub(crate) rejected: u64,
     pub(crate) skipped: u64,
+    /// Judged again: their results were decided by other settings.
+    pub(crate) stale: u64,
     pub(crate) unwritable: u64,
     pub(crate) errors_by_kind: BTreeMap<String, u64>,
     pub(crate) by_decided_by: BTreeMap<String, u64>,
     /// Exit codes of failed assessments: 3 (the profile) or 4 (the backend).
     pub(crate) invalid_profiles: u64,
     pub(crate) backend_failures: u64,
+    /// Of `invalid_profiles`, those that could not be read at all
+    /// (`profile_invalid`, `profile_unreadable`).
+    pub(crate) unreadable_profiles: u64,
+    /// The batch stopped on this signal (after draining).
+    pub(crate) interrupted: Option<Signal>,
+    /// The batch stopped because a server refused the configuration (this kind).
+    pub(crate) refused: Option<ErrorKind>,
+    /// What a stopped batch left for the next run.
+    pub(crate) left: Option<Left>,
     /// Latency in milliseconds → how many profiles took it: exact
     /// percentiles in memory bounded by the distinct values, not the count
     /// of profiles (a batch's RSS must not grow with its input).
@@ -58,7 +82,15 @@ impl Summary {
         match outcome {
             Outcome::Skipped => self.skipped += 1,
             Outcome::Unwritable => self.unwritable += 1,
-            Outcome::Assessed { result, exit, ms } => {
+            Outcome::Assessed {
+                result,
+                exit,
+                ms,
+                stale,
+            } => {
+                if *stale {
+                    self.stale += 1;
+                }
                 *self.latencies_ms.entry(*ms).or_default() += 1;
                 self.latency_count += 1;
                 if let Some(Some(usage)) = &result.usage {
@@ -83,7 +115,18 @@ impl Summary {
                         .unwrap_or_else(|| "unknown".into());
                     *self.errors_by_kind.entry(kind).or_default() += 1;
                     match exit {
-                        Exit::InvalidProfile => self.invalid_profiles += 1,
+                        Exit::InvalidProfile => {
+                            self.invalid_profiles += 1;
+                            let unread = result.error.clone().flatten().is_some_and(|e| {
+                                matches!(
+                                    e.kind,
+                                    ErrorKind::ProfileInvalid | ErrorKind::ProfileUnreadable
+                                )
+                            });
+                            if unread {
+                                self.unreadable_profiles += 1;
+                            }
+                        }
                         _ => self.backend_failures += 1,
                     }
                     return;
@@ -136,17 +179,28 @@ impl Summary {
         )
     }
 
-    /// The exit code: 0 when every profile was assessed; else the worst:
-    /// 5 (results could not be written), 4 (a backend failure: retrying the
-    /// Job may help, and resume skips what is done), 3 (invalid profiles or
-    /// an unreadable input: retrying cannot help).
+    /// The exit code, the worst that applies: 5 (results could not be
+    /// written); 2 (a server refused the configuration: no retry helps);
+    /// 130/143 (stopped by a signal: run again to resume); 4 (a backend
+    /// failure, or an input read only in part: retrying the Job may help,
+    /// and resume skips what is done); 3 (no profile at all could be read);
+    /// else 0, also when some profiles were invalid: each has its error
+    /// result and a retry would not change it (an Indexed Job's index must
+    /// not fail for one bad line among thousands).
     pub(crate) fn exit(&self) -> Exit {
+        let readable = self.done() - self.unreadable_profiles;
         if self.unwritable > 0 {
             Exit::ResultUnwritable
+        } else if self.refused.is_some() {
+            Exit::BackendRefused
+        } else if let Some(signal) = self.interrupted {
+            Exit::Interrupted(signal)
         } else if self.backend_failures > 0 {
             Exit::BackendFailed
-        } else if self.invalid_profiles > 0 || self.input_error.is_some() {
+        } else if readable == 0 && (self.unreadable_profiles > 0 || self.input_error.is_some()) {
             Exit::InvalidProfile
+        } else if self.input_error.is_some() {
+            Exit::BackendFailed
         } else {
             Exit::Assessed
         }
@@ -161,7 +215,11 @@ impl Summary {
             rejected = self.rejected,
             errors = self.errors(),
             skipped = self.skipped,
+            judged_again = self.stale,
             unwritable = self.unwritable,
+            left = self.left.map(|l| l.count),
+            stopped_by = self.interrupted.map(Signal::name),
+            refused = self.refused.as_ref().map(ErrorKind::as_str),
             p50_ms = self.percentile(50.0),
             p95_ms = self.percentile(95.0),
             prompt_tokens = self.prompt_tokens,
@@ -194,8 +252,25 @@ impl Summary {
         ] {
             let _ = writeln!(out, "| {label} | {value} |");
         }
+        if self.stale > 0 {
+            let _ = writeln!(
+                out,
+                "| judged again (brief, rules or judge changed) | {} |",
+                self.stale
+            );
+        }
+        if self.invalid_profiles > 0 {
+            let _ = writeln!(
+                out,
+                "| invalid profiles (error results written) | {} |",
+                self.invalid_profiles
+            );
+        }
         if self.unwritable > 0 {
             let _ = writeln!(out, "| results not written | {} |", self.unwritable);
+        }
+        if let Some(left) = self.left {
+            let _ = writeln!(out, "| left for the next run | {} |", left.display());
         }
         for (by, n) in &self.by_decided_by {
             let _ = writeln!(out, "| decided by {by} | {n} |");
@@ -234,7 +309,31 @@ impl Summary {
         if let Some(error) = &self.input_error {
             let _ = writeln!(out, "\ninput error: {error}");
         }
+        let left = self.left.map(|l| l.display()).unwrap_or_else(|| "0".into());
+        if let Some(kind) = &self.refused {
+            let _ = writeln!(
+                out,
+                "\nstopped: the server refused the configuration ({kind}); {left} left; fix it and run again to resume"
+            );
+        } else if let Some(signal) = self.interrupted {
+            let _ = writeln!(
+                out,
+                "\nstopped by {}: {left} left; run again to resume",
+                signal.name()
+            );
+        }
         out
+    }
+}
+
+impl Left {
+    /// `12`, or `at least 12` when the input was not counted to its end.
+    pub(crate) fn display(self) -> String {
+        if self.exact {
+            self.count.to_string()
+        } else {
+            format!("at least {}", self.count)
+        }
     }
 }
 
@@ -253,5 +352,54 @@ mod tests {
         assert_eq!(s.percentile(95.0), Some(95));
         assert_eq!(s.percentile(100.0), Some(100));
         assert_eq!(Summary::default().percentile(50.0), None);
+    }
+
+    #[test]
+    fn exit_codes_fit_an_indexed_job() {
+        let ok_and_invalid = Summary {
+            accepted: 999,
+            invalid_profiles: 1,
+            unreadable_profiles: 1,
+            ..Summary::default()
+        };
+        assert_eq!(ok_and_invalid.exit(), Exit::Assessed);
+        let none_readable = Summary {
+            invalid_profiles: 3,
+            unreadable_profiles: 3,
+            ..Summary::default()
+        };
+        assert_eq!(none_readable.exit(), Exit::InvalidProfile);
+        let unreadable_input = Summary {
+            input_error: Some("gone".into()),
+            ..Summary::default()
+        };
+        assert_eq!(unreadable_input.exit(), Exit::InvalidProfile);
+        let read_in_part = Summary {
+            accepted: 5,
+            input_error: Some("cut off".into()),
+            ..Summary::default()
+        };
+        assert_eq!(read_in_part.exit(), Exit::BackendFailed);
+        let stopped = Summary {
+            accepted: 5,
+            backend_failures: 1,
+            interrupted: Some(Signal::Terminate),
+            ..Summary::default()
+        };
+        assert_eq!(stopped.exit().code(), 143);
+        let refused = Summary {
+            backend_failures: 2,
+            refused: Some(ErrorKind::BackendUnauthorized),
+            interrupted: Some(Signal::Interrupt),
+            ..Summary::default()
+        };
+        assert_eq!(refused.exit().code(), 2);
+        let unwritable = Summary {
+            unwritable: 1,
+            refused: Some(ErrorKind::BackendNotFound),
+            ..Summary::default()
+        };
+        assert_eq!(unwritable.exit(), Exit::ResultUnwritable);
+        assert_eq!(Summary::default().exit(), Exit::Assessed);
     }
 }

@@ -42,6 +42,10 @@ pub(crate) enum ImageError {
     CaptionFailed(String),
     #[error("{endpoint}: no caption within {} (CAPTION_TIMEOUT)", format_duration(*after))]
     CaptionTimeout { endpoint: String, after: Duration },
+    /// The vision server refused the configuration (401/403/404): the
+    /// kind is `backend_unauthorized` or `backend_not_found`.
+    #[error("{message}")]
+    BackendRefused { kind: ErrorKind, message: String },
 }
 
 impl ImageError {
@@ -62,6 +66,7 @@ impl ImageError {
             ImageError::TooManyImages { .. } => ErrorKind::TooManyImages,
             ImageError::CaptionFailed(_) => ErrorKind::CaptionFailed,
             ImageError::CaptionTimeout { .. } => ErrorKind::CaptionTimeout,
+            ImageError::BackendRefused { kind, .. } => kind.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@ use shortlist_shared::retry::RetryPolicy;
 
 use super::error::ImageError;
 use crate::chat_http::{CallError, ChatHttp};
+use crate::refusal::{self, Refusal};
 use crate::verdict::excerpt;
 
 /// Longest caption kept, in characters: enough for a detailed description,
@@ -33,6 +34,30 @@ pub(crate) struct Captioned {
 }
 
 impl VisionClient {
+    /// A failed request as the image's error: 401/403/404 refuse the
+    /// configuration (the key, the model, the URL), not this image.
+    fn image_error(&self, error: CallError) -> ImageError {
+        if let CallError::Status(e) = &error {
+            if let Some(refusal) = Refusal::of(e.status) {
+                return ImageError::BackendRefused {
+                    kind: refusal.kind(),
+                    message: refusal.message(
+                        &self.http.endpoint,
+                        refusal::CAPTIONS,
+                        &excerpt(e.body.trim()),
+                    ),
+                };
+            }
+        }
+        match error {
+            CallError::Timeout => ImageError::CaptionTimeout {
+                endpoint: self.http.endpoint.clone(),
+                after: self.timeout,
+            },
+            other => ImageError::CaptionFailed(other.describe(&self.http.endpoint)),
+        }
+    }
+
     pub(crate) fn request_body(&self, media_type: &str, bytes: &[u8]) -> Value {
         let data_uri = format!(
             "data:{media_type};base64,{}",
@@ -60,13 +85,7 @@ impl VisionClient {
         let body = self.request_body(media_type, bytes);
         let logic = |e: &CallError| e.retry_decision();
         let (outcome, _attempts) = self.policy.run(&logic, || self.http.call(&body)).await;
-        let response = outcome.map_err(|error| match error {
-            CallError::Timeout => ImageError::CaptionTimeout {
-                endpoint: self.http.endpoint.clone(),
-                after: self.timeout,
-            },
-            other => ImageError::CaptionFailed(other.describe(&self.http.endpoint)),
-        })?;
+        let response = outcome.map_err(|error| self.image_error(error))?;
         let (prompt_tokens, completion_tokens) = response
             .usage
             .as_ref()

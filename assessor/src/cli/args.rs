@@ -92,12 +92,20 @@ impl From<FixedVerdict> for Verdict {
     }
 }
 
+/// The exit codes, in `--help` (the contract: docs/contract.md).
+const EXIT_CODES: &str = "Exit codes: 0 assessed (a batch: every profile got a result, invalid ones an \
+error result); 2 usage or configuration error, at start-up or refused by a server (bad API key, \
+unknown model or base URL); 3 invalid or missing profile (a batch: none could be read); 4 backend \
+failed after retries; 5 result not written; 6 delivery not confirmed (ASSESSOR_AWAIT_DELIVERY); \
+130 / 143 stopped by SIGINT / SIGTERM (a batch lets \
+profiles in flight finish for ASSESSOR_DRAIN_TIMEOUT, prints its summary; run again to resume).";
+
 /// Reads one listing (a profile), judges it, and writes one verdict file.
 ///
 /// Every flag can also be set through the environment variable shown in
 /// brackets, or as a key of the JSON file given by CONFIG_PATH.
 #[derive(Debug, Parser)]
-#[command(name = "assessor", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "assessor", version, about, long_about = None, max_term_width = 100, after_help = EXIT_CODES)]
 pub(crate) struct Cli {
     /// `batch` judges every profile of a directory or JSONL file (automatic when PROFILE_PATH is one).
     #[arg(env = "ASSESSOR_MODE", value_enum, value_name = "MODE")]
@@ -193,6 +201,12 @@ pub(crate) struct BatchArgs {
     /// Batch: judge profiles again even when their result exists and is ok.
     #[arg(long = "force", env = "ASSESSOR_FORCE", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub(crate) force: bool,
+
+    /// Batch: on SIGTERM/SIGINT, how long profiles in flight may finish (no new ones start; a
+    /// second signal cuts it short); then the batch exits 143/130 with its summary, and a new
+    /// run resumes.
+    #[arg(long = "drain-timeout", env = "ASSESSOR_DRAIN_TIMEOUT", value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub(crate) drain_timeout: Duration,
 
     /// Prices per 1000 tokens as PROMPT,COMPLETION (e.g. 0.00015,0.0006), for a batch's cost estimate.
     #[arg(long = "price-per-1k", env = "LLM_PRICE_PER_1K", value_parser = parse_prices, value_name = "PROMPT,COMPLETION")]
@@ -382,6 +396,11 @@ pub(crate) struct CommandArgs {
     /// Time limit of the command backend's program.
     #[arg(long = "command-timeout", env = "COMMAND_TIMEOUT", value_parser = parse_duration, default_value = "60s", value_name = "DURATION")]
     pub(crate) command_timeout: Duration,
+
+    /// Pass the judge's API key to the command backend's program as LLM_API_KEY; off, the
+    /// program's environment holds none of the assessor's keys.
+    #[arg(long = "command-pass-api-key", env = "COMMAND_PASS_API_KEY", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false", value_name = "BOOL")]
+    pub(crate) pass_api_key: bool,
 
     /// The fixed backend's verdict.
     #[arg(

@@ -101,6 +101,7 @@ pub(super) fn batch_settings(
         jobs,
         shard,
         force: cli.batch.force,
+        drain_timeout: cli.batch.drain_timeout,
         prices: cli.batch.prices,
     }))
 }

@@ -2,11 +2,15 @@
 //! response cache in front of the judge.
 
 use regex::Regex;
+use sha2::{Digest, Sha256};
 use shortlist_shared::secret::Secret;
 
 use super::args::{Cli, JudgeArgs, JudgeKind};
 use super::{Error, non_empty_key, parse_base_url, read_key};
+use crate::caption;
 use crate::judge::{JudgeSettings, cache, command, openai};
+use crate::prompt::PromptBuilder;
+use crate::rules::Rules;
 use crate::setting::SettingError;
 
 /// The judge's API key: `LLM_API_KEY`, else `LLM_API_KEY_FILE`, else
@@ -81,6 +85,8 @@ pub(super) fn check(cli: &Cli) -> Result<Checked, SettingError> {
 pub(super) struct Judge {
     pub(super) judge: JudgeSettings,
     pub(super) response_cache: Option<cache::Settings>,
+    /// Every judge setting that changes a reply (see [`fingerprint`]).
+    pub(super) fingerprint: String,
 }
 
 /// Builds the judge's settings; for llama this finds and checks the model
@@ -92,7 +98,8 @@ pub(super) fn settings(
     positive_regex: Option<Regex>,
 ) -> Result<Judge, Error> {
     let args = &cli.judge;
-    let response_cache = response_cache(cli, &checked, positive_regex.as_ref());
+    let fingerprint = fingerprint(cli, &checked, positive_regex.as_ref());
+    let response_cache = response_cache(cli, &fingerprint);
     let judge = match args.backend {
         JudgeKind::Fixed => JudgeSettings::Fixed(cli.command.fixed_verdict.into()),
         JudgeKind::Command => {
@@ -109,6 +116,11 @@ pub(super) fn settings(
                 program,
                 args: words.collect(),
                 timeout: cli.command.command_timeout,
+                api_key: if cli.command.pass_api_key {
+                    api_key.clone()
+                } else {
+                    None
+                },
             })
         }
         JudgeKind::Openai => JudgeSettings::Openai(openai::Settings {
@@ -152,21 +164,18 @@ pub(super) fn settings(
     Ok(Judge {
         judge,
         response_cache,
+        fingerprint,
     })
 }
 
 /// The response cache, when `CACHE_DIR` is set and `LLM_RESPONSE_CACHE` is
 /// on (the fixed judge is never cached: it costs nothing).
-fn response_cache(
-    cli: &Cli,
-    checked: &Checked,
-    positive_regex: Option<&Regex>,
-) -> Option<cache::Settings> {
+fn response_cache(cli: &Cli, fingerprint: &str) -> Option<cache::Settings> {
     let args = &cli.judge;
     match (&cli.input.cache_dir, args.response_cache, args.backend) {
         (Some(dir), true, kind) if kind != JudgeKind::Fixed => Some(cache::Settings {
             cache_dir: dir.clone(),
-            fingerprint: fingerprint(cli, checked, positive_regex),
+            fingerprint: fingerprint.to_string(),
         }),
         _ => None,
     }
@@ -213,4 +222,36 @@ fn fingerprint(cli: &Cli, checked: &Checked, positive_regex: Option<&Regex>) -> 
         "reply_schema": crate::verdict::reply_schema(),
     })
     .to_string()
+}
+
+/// The result's `fingerprint`: what decides a result. The judge's settings
+/// (the response cache's key, [`fingerprint`]), the brief and the framing
+/// of the prompt, the rules and the captions stage, hashed. The response
+/// cache is keyed on the judge's part and the full request, which holds the
+/// brief, the framing and the captions: the same inputs.
+pub(super) fn result_fingerprint(
+    judge: &str,
+    prompt: &PromptBuilder,
+    rules: &Rules,
+    captions: Option<&caption::Settings>,
+) -> String {
+    let text = serde_json::json!({
+        "judge": judge,
+        "criteria": prompt.criteria,
+        "instructions": prompt.instructions,
+        "reply_style": format!("{:?}", prompt.style),
+        "max_text_chars": prompt.max_text_chars,
+        // Compiled rules, as written (bounds and patterns).
+        "rules": format!("{rules:?}"),
+        "captions": captions.map(|c| serde_json::json!({
+            "model": c.model,
+            "prompt": c.prompt,
+            "max_tokens": c.max_tokens,
+            "max_images": c.max_images,
+        })),
+    })
+    .to_string();
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256-{hex}")
 }

@@ -204,22 +204,26 @@ fn validate(cli: Cli) -> Result<Settings, Error> {
             // Only now, with every setting valid and an assessment to make,
             // is the model file looked for (an eval never needs it).
             let judge = judge::settings(&cli, checked, api_key, positive_regex.clone())?;
+            let prompt = PromptBuilder {
+                criteria,
+                instructions: cli.prompt.system_prompt.filter(|s| !s.trim().is_empty()),
+                style: if positive_regex.is_some() {
+                    ReplyStyle::PlainText
+                } else {
+                    ReplyStyle::Json
+                },
+                max_text_chars: cli.prompt.max_text_chars as usize,
+                nonce_seed: cli.judge.seed,
+            };
+            let fingerprint =
+                judge::result_fingerprint(&judge.fingerprint, &prompt, &rules, captions.as_ref());
             let assess = assess::Settings {
                 rules,
                 captions,
-                prompt: PromptBuilder {
-                    criteria,
-                    instructions: cli.prompt.system_prompt.filter(|s| !s.trim().is_empty()),
-                    style: if positive_regex.is_some() {
-                        ReplyStyle::PlainText
-                    } else {
-                        ReplyStyle::Json
-                    },
-                    max_text_chars: cli.prompt.max_text_chars as usize,
-                    nonce_seed: cli.judge.seed,
-                },
+                prompt,
                 judge: judge.judge,
                 response_cache: judge.response_cache,
+                fingerprint: Some(fingerprint),
             };
             match (batch, eval) {
                 (None, _) if await_delivery.is_some() && result_path.is_none() => {

@@ -10,18 +10,28 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::json;
 use shortlist_contract::{BackendInfo, DecidedBy, Verdict};
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use shortlist_shared::secret::Secret;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
 
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
+use crate::process_group::{GRACE, ProcessGroup, kill_strays};
 use crate::verdict::excerpt;
 
-/// The command judge's settings (`ASSESSOR_COMMAND`, `COMMAND_TIMEOUT`).
+/// The secrets the assessor reads from its environment; the program's
+/// environment is the assessor's without them.
+const SECRET_VARIABLES: &[&str] = &["LLM_API_KEY", "OPENAI_API_KEY", "CAPTION_API_KEY"];
+
+/// The command judge's settings (`ASSESSOR_COMMAND`, `COMMAND_TIMEOUT`,
+/// `COMMAND_PASS_API_KEY`).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) program: String,
     pub(crate) args: Vec<String>,
     pub(crate) timeout: Duration,
+    /// The judge's API key, passed to the program as `LLM_API_KEY` only
+    /// when `COMMAND_PASS_API_KEY=true`.
+    pub(crate) api_key: Option<Secret>,
 }
 
 pub(crate) struct CommandJudge {
@@ -63,36 +73,42 @@ impl CommandJudge {
         }))
         .map_err(|e| failed(format!("cannot encode its input: {e}")))?;
 
-        let mut child = Command::new(&self.settings.program)
+        let mut command = Command::new(&self.settings.program);
+        command
             .args(&self.settings.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| failed(format!("cannot start: {e}")))?;
-        let Some(mut stdin) = child.stdin.take() else {
-            return Err(failed("its stdin is not a pipe".into()));
+            .stderr(Stdio::piped());
+        // The program gets none of the assessor's keys unless asked
+        // (COMMAND_PASS_API_KEY): it may be a script that logs its env.
+        for variable in SECRET_VARIABLES {
+            command.env_remove(variable);
+        }
+        if let Some(key) = &self.settings.api_key {
+            command.env("LLM_API_KEY", key.expose());
+        }
+        let mut group =
+            ProcessGroup::spawn(&mut command).map_err(|e| failed(format!("cannot start: {e}")))?;
+        let gathered =
+            tokio::time::timeout(self.settings.timeout, gather(group.child(), input)).await;
+        let output = match gathered {
+            Ok(Ok(output)) => {
+                group.finish();
+                output
+            }
+            Ok(Err(e)) => {
+                group.end(GRACE).await;
+                return Err(failed(e));
+            }
+            Err(_) => {
+                // The whole group: a grandchild under `sh -c` goes too.
+                group.end(GRACE).await;
+                return Err(JudgeError::Timeout {
+                    what: format!("command {:?} (COMMAND_TIMEOUT)", self.display()),
+                    after: self.settings.timeout,
+                });
+            }
         };
-        // Write concurrently with reading, so a program that answers before
-        // reading all of a large profile cannot deadlock us.
-        let writer = tokio::spawn(async move {
-            // A program may ignore its input and exit: a broken pipe is fine.
-            let _ = stdin.write_all(&input).await;
-            let _ = stdin.shutdown().await;
-        });
-        let output =
-            match tokio::time::timeout(self.settings.timeout, child.wait_with_output()).await {
-                Ok(Ok(output)) => output,
-                Ok(Err(e)) => return Err(failed(format!("cannot wait for it: {e}"))),
-                Err(_) => {
-                    return Err(JudgeError::Timeout {
-                        what: format!("command {:?} (COMMAND_TIMEOUT)", self.display()),
-                        after: self.settings.timeout,
-                    });
-                }
-            };
-        writer.abort();
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let tail: String = {
@@ -129,6 +145,55 @@ impl CommandJudge {
             decided_by: DecidedBy::Command,
         })
     }
+}
+
+/// The program's output, once it exited and closed its pipes.
+struct Output {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Feeds `input` to the child and reads its output until it exits and its
+/// pipes close, all at once, so a program that answers before reading all
+/// of a large profile cannot deadlock us. Once it exited, what it left
+/// running in its group is killed, so a helper holding its stdout cannot
+/// keep the answer from us.
+async fn gather(
+    (child, pgid): (&mut Child, libc::pid_t),
+    input: Vec<u8>,
+) -> Result<Output, String> {
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let write = async move {
+        if let Some(mut stdin) = stdin {
+            // A program may ignore its input and exit: a broken pipe is fine.
+            let _ = stdin.write_all(&input).await;
+            let _ = stdin.shutdown().await;
+        }
+    };
+    let exit = async {
+        let status = child.wait().await;
+        kill_strays(pgid);
+        status
+    };
+    let ((), status, stdout, stderr) =
+        tokio::join!(write, exit, read_all(stdout), read_all(stderr));
+    Ok(Output {
+        status: status.map_err(|e| format!("cannot wait for it: {e}"))?,
+        stdout: stdout.map_err(|e| format!("cannot read its stdout: {e}"))?,
+        stderr: stderr.map_err(|e| format!("cannot read its stderr: {e}"))?,
+    })
+}
+
+/// Everything a pipe gives until it closes.
+async fn read_all(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        pipe.read_to_end(&mut bytes).await?;
+    }
+    Ok(bytes)
 }
 
 impl Judge for CommandJudge {

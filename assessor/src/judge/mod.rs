@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use shortlist_contract::{BackendInfo, DecidedBy, ErrorKind, Profile, Usage, Verdict};
 
+use crate::exit::Exit;
 use crate::prompt::{Prompt, PromptBuilder};
 use crate::setting::SettingError;
 
@@ -153,6 +154,12 @@ pub(crate) enum JudgeError {
         status: u16,
         detail: String,
     },
+    /// 401/403: the API key (a configuration error: exit 2).
+    #[error("{message}")]
+    Unauthorized { message: String },
+    /// 404: the model or the base URL (a configuration error: exit 2).
+    #[error("{message}")]
+    NotFound { message: String },
     #[error("{url}: rate limited (HTTP 429) on every attempt: {detail}")]
     RateLimited { url: String, detail: String },
     #[error("{what}: timed out after {after:?}")]
@@ -179,6 +186,8 @@ impl JudgeError {
         match self {
             JudgeError::Unavailable { .. } => ErrorKind::BackendUnavailable,
             JudgeError::Rejected { .. } => ErrorKind::BackendRejected,
+            JudgeError::Unauthorized { .. } => ErrorKind::BackendUnauthorized,
+            JudgeError::NotFound { .. } => ErrorKind::BackendNotFound,
             JudgeError::RateLimited { .. } => ErrorKind::RateLimited,
             JudgeError::Timeout { .. } => ErrorKind::Timeout,
             JudgeError::ReplyInvalid { .. } => ErrorKind::ReplyInvalid,
@@ -187,6 +196,15 @@ impl JudgeError {
             JudgeError::CommandFailed { .. } => ErrorKind::CommandFailed,
             JudgeError::ModelUnavailable { .. } => ErrorKind::ModelUnavailable,
             JudgeError::ContextOverflow { .. } => ErrorKind::ContextOverflow,
+        }
+    }
+
+    /// The exit code of an assessment this error ended: 2 when the server
+    /// refused the configuration (no retry of the Job can help), else 4.
+    pub(crate) fn exit(&self) -> Exit {
+        match self {
+            JudgeError::Unauthorized { .. } | JudgeError::NotFound { .. } => Exit::BackendRefused,
+            _ => Exit::BackendFailed,
         }
     }
 }

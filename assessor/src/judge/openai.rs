@@ -30,6 +30,7 @@ use shortlist_shared::secret::Secret;
 use super::reply::interpret;
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
 use crate::chat_http::{CallError, ChatHttp};
+use crate::refusal::{self, Refusal};
 use crate::setting::SettingError;
 use crate::verdict::{excerpt, reply_schema};
 
@@ -254,6 +255,13 @@ impl OpenAiJudge {
         let url = self.http.endpoint.clone();
         match error {
             CallError::Status(e) => {
+                if let Some(refusal) = Refusal::of(e.status) {
+                    let message = refusal.message(&url, refusal::JUDGE, &excerpt(e.body.trim()));
+                    return match refusal {
+                        Refusal::Unauthorized { .. } => JudgeError::Unauthorized { message },
+                        Refusal::NotFound => JudgeError::NotFound { message },
+                    };
+                }
                 let detail = format!("HTTP {}: {}", e.status, excerpt(e.body.trim()));
                 match e.status {
                     429 => JudgeError::RateLimited { url, detail },
