@@ -143,8 +143,8 @@ pub(crate) struct Changed {
 /// 32 MiB is hundreds of thousands of labels.
 const MAX_LABELS_BYTES: u64 = 32 * 1024 * 1024;
 
-/// The most a result file may hold to be scored (the relay's limit too).
-const MAX_RESULT_BYTES: u64 = 32 * 1024 * 1024;
+// The most a result file may hold to be scored (the relay's limit too).
+use shortlist_contract::result::MAX_RESULT_BYTES;
 
 pub(crate) fn read_labels(path: &Path) -> Result<BTreeMap<String, Verdict>, EvalError> {
     let text = shortlist_contract::regular_file::read_to_string(path, MAX_LABELS_BYTES).map_err(

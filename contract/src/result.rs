@@ -15,6 +15,11 @@ use crate::ErrorKind;
 /// The value of the `schema` field of every result this crate writes.
 pub const RESULT_SCHEMA_ID: &str = "shortlist.result/v1";
 
+/// The largest result file readers take (the relay, eval, a batch's
+/// resume): a result embeds its profile (at most
+/// [`crate::profile::MAX_PROFILE_BYTES`]) and a little more, so twice that.
+pub const MAX_RESULT_BYTES: u64 = 2 * crate::profile::MAX_PROFILE_BYTES;
+
 /// The judgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]

@@ -27,8 +27,8 @@ use std::time::Duration;
 use shortlist_contract::AssessmentResult;
 use tokio::time::Instant;
 
-/// Result files larger than this are invalid without parsing.
-const MAX_RESULT_BYTES: u64 = 32 * 1024 * 1024;
+// Result files larger than this are invalid without parsing.
+use shortlist_contract::result::MAX_RESULT_BYTES;
 
 /// What looking at a file found.
 #[derive(Debug)]

@@ -495,8 +495,11 @@ enum Existing {
 /// results had one, or by a custom assessor) counts as current: resume
 /// must not silently re-judge, and pay for, a whole directory.
 fn existing(path: &Path, fingerprint: Option<&str>) -> Existing {
-    // A small local read, done in place (see the result write above).
-    let Ok(bytes) = std::fs::read(path) else {
+    // A small local read, done in place (see the result write above); a
+    // FIFO or device planted in RESULT_DIR is not a result, not a hang.
+    let Ok(bytes) =
+        shortlist_contract::regular_file::read(path, shortlist_contract::result::MAX_RESULT_BYTES)
+    else {
         return Existing::None;
     };
     match serde_json::from_slice::<AssessmentResult>(&bytes) {

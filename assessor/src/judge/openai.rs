@@ -134,7 +134,7 @@ impl OpenAiJudge {
         )
         .map_err(|message| SettingError::Invalid {
             variable: "LLM_BASE_URL",
-            value: settings.base_url.clone(),
+            value: crate::chat_http::redact_url(&settings.base_url),
             message,
         })?;
         let start_mode = match (
