@@ -8,6 +8,7 @@ use std::sync::Arc;
 use shortlist_contract::atomic::WriteError;
 
 use crate::assess::{self, Assessor};
+use crate::await_delivery::await_receipts;
 use crate::exit::Exit;
 use crate::output::{print_stderr, print_stdout};
 use crate::setting::SettingError;
@@ -162,7 +163,13 @@ async fn run_batch(
     let assessor = Arc::new(Assessor::new(assess)?);
     let summary = batch::run(assessor, settings, shutdown).await?;
     let _ = print_stderr(summary.table().as_bytes());
-    Ok(summary.exit())
+    let exit = summary.exit();
+    // Only a batch that otherwise succeeded waits: any other exit fails
+    // the pod anyway, and its retry delivers again.
+    if let (Some(wait), Exit::Assessed) = (settings.await_delivery, exit) {
+        await_receipts(&summary.written_accepted, wait).await?;
+    }
+    Ok(exit)
 }
 
 /// Scores results against labels and prints the report on stdout.

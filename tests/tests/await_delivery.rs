@@ -144,3 +144,67 @@ async fn an_old_receipt_does_not_confirm_a_new_result() {
     out.assert_code(6);
     assert!(!dir.path().join("result.json.receipt").exists());
 }
+
+/// A batch (directory input, RESULT_DIR watched by the relay) waits, after
+/// its last profile, for the receipts of every accepted result it wrote.
+async fn batch_against(server: &Notifier, wait: &str) -> (tempfile::TempDir, Output, Process) {
+    let input = tempdir();
+    for name in ["s01", "s03", "s04"] {
+        std::fs::copy(sample_path(name), input.path().join(format!("{name}.json"))).unwrap();
+    }
+    let results = tempdir();
+    let relay = spawn_relay(
+        binary::relay(),
+        &relay::fast()
+            .set("WATCH_DIR", results.path().to_str().unwrap())
+            .set("RELAY_EXPECT", "0")
+            .set("RELAY_DRAIN_TIMEOUT", "1s")
+            .set("NOTIFIER_URL", server.url("/hook")),
+    );
+    let assessor = Envs::new()
+        .set("PROFILE_PATH", input.path().to_str().unwrap())
+        .set("RESULT_DIR", results.path().to_str().unwrap())
+        .set("LLM_BACKEND", "fixed")
+        .set("FIXED_VERDICT", "accept")
+        .set("ASSESSOR_AWAIT_DELIVERY", wait)
+        .set("LOG_FORMAT", "json");
+    let out = spawn_assessor(&assessor).wait(GUARD).await;
+    (results, out, relay)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waits_for_the_receipt_of_every_accepted_result() {
+    let server = Notifier::start(vec![]).await;
+    let (results, out, relay) = batch_against(&server, "30s").await;
+    out.assert_code(0);
+    assert_eq!(server.count(), 3, "{}", server.describe());
+    for name in ["s01", "s03", "s04"] {
+        let receipt = receipt_of(&results.path().join(format!("{name}.json")))
+            .unwrap_or_else(|| panic!("no receipt for {name}\n{}", out.ctx()));
+        assert_eq!(receipt["outcome"], "delivered");
+    }
+    relay.sigterm();
+    relay.wait(GUARD).await.assert_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_unconfirmed_deliveries_exits_6() {
+    let server = Notifier::start(vec![]).await;
+    server.set_default(Reply::status(503));
+    let (results, out, relay) = batch_against(&server, "2s").await;
+    out.assert_code(6);
+    assert!(
+        out.stderr.contains("delivery not confirmed") && out.stderr.contains("2 more missing"),
+        "{}",
+        out.ctx()
+    );
+    // Every result is written all the same.
+    for name in ["s01", "s03", "s04"] {
+        assert_eq!(
+            read_json(&results.path().join(format!("{name}.json")))["verdict"],
+            "accept"
+        );
+    }
+    relay.sigterm();
+    relay.wait(GUARD).await;
+}

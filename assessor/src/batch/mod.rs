@@ -51,6 +51,9 @@ pub(crate) struct Settings {
     pub(crate) force: bool,
     /// After SIGTERM/SIGINT, how long profiles in flight may finish.
     pub(crate) drain_timeout: Duration,
+    /// ASSESSOR_AWAIT_DELIVERY: after the batch, wait this long for the
+    /// relay's receipts of the accepted results it wrote.
+    pub(crate) await_delivery: Option<Duration>,
     /// Prices per 1000 prompt / completion tokens, for the cost estimate.
     pub(crate) prices: Option<(f64, f64)>,
 }
@@ -399,6 +402,10 @@ async fn process(
             Existing::None => {}
         }
     }
+    if batch.await_delivery.is_some() {
+        // Only a receipt for the result about to be written may end the wait.
+        crate::await_delivery::forget_old_receipt(&path);
+    }
     let started = Instant::now();
     let (result, exit) = assessor.assess(item.parsed, &item.dir).await;
     let ms = started.elapsed().as_millis() as u64;
@@ -418,6 +425,7 @@ async fn process(
     (
         Outcome::Assessed {
             result: Box::new(result),
+            path,
             exit,
             ms,
             stale,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use shortlist_contract::{AssessmentResult, ErrorKind, Status, Verdict};
 
 use super::input::InputStats;
+use crate::await_delivery::Awaited;
 use crate::exit::Exit;
 use crate::shutdown::Signal;
 
@@ -20,6 +21,8 @@ pub(crate) enum Outcome {
     /// Assessed, successfully or not; the result is written.
     Assessed {
         result: Box<AssessmentResult>,
+        /// Where the result was written.
+        path: std::path::PathBuf,
         exit: Exit,
         ms: u64,
         /// Its earlier result was decided by other settings.
@@ -41,6 +44,9 @@ pub(crate) struct Left {
 
 #[derive(Debug, Default)]
 pub(crate) struct Summary {
+    /// The accepted results this run wrote (ASSESSOR_AWAIT_DELIVERY waits
+    /// for their receipts).
+    pub(crate) written_accepted: Vec<Awaited>,
     pub(crate) accepted: u64,
     pub(crate) rejected: u64,
     pub(crate) skipped: u64,
@@ -84,12 +90,21 @@ impl Summary {
             Outcome::Unwritable => self.unwritable += 1,
             Outcome::Assessed {
                 result,
+                path,
                 exit,
                 ms,
                 stale,
             } => {
                 if *stale {
                     self.stale += 1;
+                }
+                if result.effective_status() == Status::Ok
+                    && result.verdict == Some(Verdict::Accept)
+                {
+                    self.written_accepted.push(Awaited {
+                        result: path.clone(),
+                        id: result.id.clone(),
+                    });
                 }
                 *self.latencies_ms.entry(*ms).or_default() += 1;
                 self.latency_count += 1;

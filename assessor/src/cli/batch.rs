@@ -102,6 +102,7 @@ pub(super) fn batch_settings(
         shard,
         force: cli.batch.force,
         drain_timeout: cli.batch.drain_timeout,
+        await_delivery: cli.input.await_delivery.filter(|wait| !wait.is_zero()),
         prices: cli.batch.prices,
     }))
 }
