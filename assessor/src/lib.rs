@@ -81,7 +81,14 @@ fn run() -> Result<Exit, Error> {
     // A batch on a terminal draws a progress bar; per-profile lines would
     // scroll it away, so only warnings are logged unless RUST_LOG says more.
     let batch_on_terminal = batch && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let default_filter = if batch_on_terminal { "warn" } else { "info" };
+    // llama.cpp's own log (~140 lines per model load: every GGUF key, the
+    // tensor layout) would bury the one verdict line: off unless RUST_LOG
+    // asks for it (`RUST_LOG=info,llama-cpp-2=debug`).
+    let default_filter = if batch_on_terminal {
+        "warn,llama-cpp-2=off"
+    } else {
+        "info,llama-cpp-2=off"
+    };
     shortlist_shared::logging::init(settings.log_format, default_filter);
     // One profile per process: a current-thread runtime starts fastest; a
     // batch overlaps many assessments and uses the cores it may.

@@ -136,6 +136,32 @@ async fn regex_mode_works_with_the_embedded_model() {
     assert!(r["score"].is_null());
 }
 
+/// llama.cpp's own log (every GGUF key, the tensor layout: ~140 lines) is
+/// off by default, so the run's few lines are readable; RUST_LOG brings it
+/// back.
+#[tokio::test]
+async fn llama_cpp_s_own_log_is_quiet_unless_asked() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempdir();
+    let envs = llama_env(dir.path(), &sample("s01")).set("LLM_POSITIVE_RESPONSE_REGEX", "(?s).+");
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
+    assert_ok(&out, "accept", "regex");
+    let lines = out.stderr.lines().count();
+    assert!(
+        lines <= 12 && !out.stderr.contains("llama_model_loader"),
+        "{lines} log lines\n{}",
+        out.ctx()
+    );
+    let envs = envs.set("RUST_LOG", "info,llama-cpp-2=debug");
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
+    assert_ok(&out, "accept", "regex");
+    assert!(
+        out.stderr.contains("llama_model_loader"),
+        "RUST_LOG=llama-cpp-2=debug must show llama.cpp's log\n{}",
+        out.ctx()
+    );
+}
+
 #[tokio::test]
 async fn a_listing_longer_than_the_context_is_cut_with_a_note() {
     let _one = ONE_AT_A_TIME.lock().await;

@@ -27,6 +27,9 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use regex::Regex;
 use serde_json::json;
 use shortlist_contract::BackendInfo;
@@ -159,6 +162,22 @@ fn available_memory() -> Option<u64> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The context to allocate for a prompt of `prompt` tokens and a reply of
+/// up to `max_tokens`: that much, rounded up to a multiple of 256 (so
+/// repair turns of a similar length reuse the same size), at most `cap`
+/// (LLM_CONTEXT_SIZE, already checked to hold the prompt and reply) and at
+/// most what the model was trained on, when it says so.
+fn context_for(prompt: usize, max_tokens: u32, cap: u32, trained: u32) -> u32 {
+    const STEP: u64 = 256;
+    let needed = prompt as u64 + u64::from(max_tokens);
+    let rounded = needed.div_ceil(STEP) * STEP;
+    let mut n_ctx = rounded.min(u64::from(cap));
+    if trained > 0 {
+        n_ctx = n_ctx.min(u64::from(trained).max(needed));
+    }
+    n_ctx as u32
 }
 
 /// The process-wide llama.cpp backend (it may be initialised only once).
@@ -406,6 +425,15 @@ impl LlamaJudge {
                 ),
             });
         }
+        // The context holds this prompt and its reply, not LLM_CONTEXT_SIZE
+        // (the cap): the KV cache is sized by it, ~25 MiB saved per context
+        // at the default 2048 for a typical 600-token listing.
+        let n_ctx = context_for(
+            tokens.len(),
+            self.settings.max_tokens,
+            n_ctx,
+            model.n_ctx_train(),
+        );
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(n_ctx)
@@ -440,7 +468,7 @@ impl LlamaJudge {
         let mut truncated = true;
         let generation_started = Instant::now();
         while generated < self.settings.max_tokens {
-            let token = sampler.sample(&ctx, batch.n_tokens() - 1);
+            let token = sampler.next(&ctx, batch.n_tokens() - 1);
             if vocab.is_eog(token) {
                 truncated = false;
                 break;
@@ -470,24 +498,69 @@ impl LlamaJudge {
         })
     }
 
-    /// Grammar first (only tokens that keep the reply valid), then greedy at
-    /// temperature 0 or seeded sampling above it.
-    fn sampler(&self, model: &LlamaModel) -> Result<LlamaSampler, JudgeError> {
-        let mut chain = Vec::new();
-        if let Some(grammar) = &self.grammar {
-            chain.push(LlamaSampler::grammar(model, grammar, "root").map_err(|e| {
+    /// Greedy at temperature 0, or seeded sampling above it; and the
+    /// verdict grammar beside it, applied the way llama.cpp's server does
+    /// (see [`Sampling::next`]).
+    fn sampler(&self, model: &LlamaModel) -> Result<Sampling, JudgeError> {
+        let grammar = match &self.grammar {
+            Some(grammar) => Some(LlamaSampler::grammar(model, grammar, "root").map_err(|e| {
                 JudgeError::ModelUnavailable {
                     detail: format!("cannot build the verdict grammar for this model: {e}"),
                 }
-            })?);
-        }
-        if self.settings.temperature <= 0.0 {
-            chain.push(LlamaSampler::greedy());
+            })?),
+            None => None,
+        };
+        let choose = if self.settings.temperature <= 0.0 {
+            LlamaSampler::greedy()
         } else {
-            chain.push(LlamaSampler::temp(self.settings.temperature));
-            chain.push(LlamaSampler::dist(self.settings.seed));
+            LlamaSampler::chain_simple([
+                LlamaSampler::temp(self.settings.temperature),
+                LlamaSampler::dist(self.settings.seed),
+            ])
+        };
+        Ok(Sampling { choose, grammar })
+    }
+}
+
+/// How the next token is picked.
+struct Sampling {
+    /// Greedy, or temperature + seeded draw.
+    choose: LlamaSampler,
+    /// The verdict grammar, in JSON mode.
+    grammar: Option<LlamaSampler>,
+}
+
+impl Sampling {
+    /// The next token after output `idx` of the last decode. With a
+    /// grammar, the token chosen without it is checked first (one token
+    /// against the grammar), and only a rejected one pays for the grammar
+    /// over the whole vocabulary (~49k tokens for SmolLM2): most tokens of a
+    /// reply are the model's own first choice, so this generates at nearly
+    /// unconstrained speed. At temperature 0 the reply is the same token for
+    /// token as with the grammar applied first (a greedy token the grammar
+    /// accepts is also the best of the tokens it accepts).
+    fn next(&mut self, ctx: &llama_cpp_2::context::LlamaContext<'_>, idx: i32) -> LlamaToken {
+        let Some(grammar) = self.grammar.as_mut() else {
+            return self.choose.sample(ctx, idx);
+        };
+        let mut candidates = ctx.token_data_array_ith(idx);
+        candidates.apply_sampler(&mut self.choose);
+        let mut token = candidates
+            .selected_token()
+            .expect("greedy and dist always select a token");
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 1.0, 0.0)], false);
+        one.apply_sampler(grammar);
+        if one.data[0].logit() == f32::NEG_INFINITY {
+            let mut candidates = ctx.token_data_array_ith(idx);
+            candidates.apply_sampler(grammar);
+            candidates.apply_sampler(&mut self.choose);
+            token = candidates
+                .selected_token()
+                .expect("the grammar leaves at least one token");
         }
-        Ok(LlamaSampler::chain_simple(chain))
+        grammar.accept(token);
+        self.choose.accept(token);
+        token
     }
 }
 
@@ -542,6 +615,19 @@ impl Judge for LlamaJudge {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_context_fits_the_work_not_the_cap() {
+        // 581 prompt tokens + 300: 881, rounded up to 1024, under 2048.
+        assert_eq!(super::context_for(581, 300, 2048, 8192), 1024);
+        // Never above the cap, nor above the training context...
+        assert_eq!(super::context_for(1900, 100, 2048, 8192), 2048);
+        assert_eq!(super::context_for(100, 100, 4096, 240), 240);
+        // ...unless the work itself needs more (the cap was checked).
+        assert_eq!(super::context_for(600, 300, 4096, 512), 900);
+        // A model that does not say: the cap alone.
+        assert_eq!(super::context_for(10, 10, 2048, 0), 256);
+    }
+
     use super::*;
 
     #[test]
