@@ -22,6 +22,8 @@
 # busy/quiet and 1core/quiet of the wall time. Every result and log stays in
 # $BENCH_OUT (default: a new temp dir).
 #
+# Figures: docs/BENCHMARKS.md, "Contention, grammar speed and OpenMP".
+#
 # Knobs: BENCH_RUNS (3 rounds), BENCH_PROFILE, BENCH_MODEL (a GGUF; default
 # the demo model in .cache/models), BENCH_OUT.
 set -euo pipefail
