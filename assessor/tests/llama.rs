@@ -270,3 +270,61 @@ async fn a_rules_rejection_never_loads_the_model() {
     assert!(r["timings_ms"].get("llm_load").is_none(), "{r}");
     assert_eq!(r["attempts"], 0);
 }
+
+/// A batch loads the model once, evaluates the shared start of the prompt
+/// (instructions, brief, reply format) once, and decodes ASSESSOR_JOBS
+/// replies together; the verdicts are those of one-at-a-time decoding.
+#[tokio::test]
+async fn a_batch_shares_the_prompt_prefix_and_decodes_replies_together() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let input = tempdir();
+    let names = ["s01", "s02", "s03", "s04", "s05", "s06"];
+    for name in names {
+        std::fs::copy(sample(name), input.path().join(format!("{name}.json"))).unwrap();
+    }
+    let mut verdicts = Vec::new();
+    for jobs in ["1", "3"] {
+        let dir = tempdir();
+        let out_dir = dir.path().join("out");
+        let envs = llama_env(dir.path(), input.path())
+            .remove("RESULT_PATH")
+            .set("RESULT_DIR", out_dir.to_str().unwrap())
+            .set("ASSESSOR_JOBS", jobs)
+            .set("LOG_FORMAT", "json")
+            .set("RUST_LOG", "info,assessor::judge::llama=debug");
+        let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
+        out.assert_no_panic().assert_code(0);
+        let replies: Vec<serde_json::Value> = out
+            .stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|l| l["message"] == "reply generated")
+            .collect();
+        assert_eq!(replies.len(), names.len(), "one reply each\n{}", out.ctx());
+        let reused = replies
+            .iter()
+            .filter(|l| l["reused"].as_u64().unwrap_or(0) > 100)
+            .count();
+        assert!(
+            reused >= names.len() - 1,
+            "every prompt after the first reuses the shared prefix (ASSESSOR_JOBS={jobs})\n{}",
+            out.ctx()
+        );
+        let loads = out.stderr.matches("llama.cpp context created").count();
+        assert_eq!(loads, 1, "one context for the batch\n{}", out.ctx());
+        let mut seen = Vec::new();
+        for name in names {
+            let r: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(out_dir.join(format!("{name}.json"))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(r["status"], "ok", "{name}: {r}");
+            seen.push((name, r["verdict"].clone(), r["score"].clone()));
+        }
+        verdicts.push(seen);
+    }
+    assert_eq!(
+        verdicts[0], verdicts[1],
+        "decoding three replies together gives the verdicts of one at a time"
+    );
+}

@@ -376,7 +376,7 @@ pub(crate) struct LlamaArgs {
     #[arg(long = "model-path", env = "LLM_MODEL_PATH", value_name = "PATH")]
     pub(crate) model_path: Option<PathBuf>,
 
-    /// CPU threads for the llama backend; default: the cores this process may use (cgroup-aware).
+    /// CPU threads for the llama backend; default: the CPUs this process may use (CPU quota, affinity), fewer when busy neighbours leave less free at start-up.
     #[arg(long = "threads", env = "LLM_THREADS", value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
     pub(crate) threads: Option<u32>,
 

@@ -148,11 +148,8 @@ pub(super) fn settings(
             )?;
             JudgeSettings::Llama(llama::Settings {
                 model,
-                threads: cli.llama.threads.map(|t| t as usize).unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
-                }),
+                threads: cli.llama.threads.map(|t| t as usize),
+                parallel: None,
                 context_size: cli.llama.context_size,
                 max_tokens: args.max_tokens,
                 temperature: args.temperature,

@@ -203,7 +203,15 @@ fn validate(cli: Cli) -> Result<Settings, Error> {
         Plan::Assess { profile_path, eval } => {
             // Only now, with every setting valid and an assessment to make,
             // is the model file looked for (an eval never needs it).
-            let judge = judge::settings(&cli, checked, api_key, positive_regex.clone())?;
+            #[allow(unused_mut)]
+            let mut judge = judge::settings(&cli, checked, api_key, positive_regex.clone())?;
+            #[cfg(feature = "llama")]
+            if let (crate::judge::JudgeSettings::Llama(llama), Some(batch)) =
+                (&mut judge.judge, &batch)
+            {
+                // A batch's ASSESSOR_JOBS replies are decoded together.
+                llama.parallel = Some(batch.jobs);
+            }
             let prompt = PromptBuilder {
                 criteria,
                 instructions: cli.prompt.system_prompt.filter(|s| !s.trim().is_empty()),
