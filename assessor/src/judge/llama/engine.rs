@@ -580,7 +580,7 @@ mod tests {
         // A batch of one reply at a time keeps room for the prefix too.
         assert_eq!(context_for(580, 300, Some(1), 2048, 8192), 1536);
         // At most a cap per slot and one for the prefix.
-        assert_eq!(context_for(1900, 100, Some(4), 2000, 8192), 5 * 2000);
+        assert_eq!(context_for(1900, 100, Some(4), 1990, 8192), 5 * 1990);
         // Never less than one prompt and its reply.
         assert!(context_for(2000, 48, Some(2), 2048, 0) >= 2048);
     }
