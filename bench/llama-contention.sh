@@ -5,14 +5,15 @@
 #   bash bench/llama-contention.sh OLD_ASSESSOR NEW_ASSESSOR
 #
 # Both binaries judge the same profile (BENCH_PROFILE, default the s01
-# sample) with the demo model, LLM_THREADS=2 and no response cache, in
+# sample) with the demo model, LLM_THREADS=$BENCH_THREADS (default: unset,
+# each binary's own default) and no response cache, in
 # three conditions, interleaved round by round:
 #   quiet    nothing else running (as far as this script can tell);
 #   busy     two `while :; do :; done` busy loops beside it (a node shared
 #            with two busy neighbours: a fair share is half the machine);
 #   1 core   `taskset -c 0` (a CPU limit of one core; the assessor's
 #            default LLM_THREADS follows the cgroup, taskset is what this
-#            machine can do without one), with LLM_THREADS=2 kept, as a pod
+#            machine can do without one); with BENCH_THREADS=2, as a pod
 #            whose thread setting exceeds its quota would run.
 # and two modes: json (the default: verdict grammar) and regex
 # (LLM_POSITIVE_RESPONSE_REGEX: no grammar, the unconstrained speed).
@@ -24,7 +25,7 @@
 #
 # Figures: docs/BENCHMARKS.md, "Contention, grammar speed and OpenMP".
 #
-# Knobs: BENCH_RUNS (3 rounds), BENCH_PROFILE, BENCH_MODEL (a GGUF; default
+# Knobs: BENCH_RUNS (3 rounds), BENCH_THREADS, BENCH_PROFILE, BENCH_MODEL (a GGUF; default
 # the demo model in .cache/models), BENCH_OUT.
 set -euo pipefail
 
@@ -33,6 +34,7 @@ ROOT=$PWD
 OLD=${1:?usage: bench/llama-contention.sh OLD_ASSESSOR NEW_ASSESSOR}
 NEW=${2:?usage: bench/llama-contention.sh OLD_ASSESSOR NEW_ASSESSOR}
 RUNS=${BENCH_RUNS:-3}
+THREADS=${BENCH_THREADS:-}
 PROFILE=${BENCH_PROFILE:-$ROOT/examples/samples/s01.json}
 MODEL=${BENCH_MODEL:-$ROOT/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf}
 OUT=${BENCH_OUT:-$(mktemp -d)}
@@ -66,7 +68,7 @@ run_one() {
     local t0 t1
     t0=$(date +%s.%N)
     env -i PATH="$PATH" LOG_FORMAT=json LLM_BACKEND=llama LLM_MODEL_PATH="$MODEL" \
-        LLM_THREADS=2 LLM_RESPONSE_CACHE=false LLM_SEED=7 \
+        ${THREADS:+LLM_THREADS=$THREADS} LLM_RESPONSE_CACHE=false LLM_SEED=7 \
         PROFILE_PATH="$PROFILE" RESULT_PATH="$result" "${extra[@]}" \
         "${prefix[@]}" "$bin" 2>"$result.log" || true
     t1=$(date +%s.%N)

@@ -182,7 +182,7 @@ pub(crate) struct BatchArgs {
     #[arg(long = "results-jsonl", env = "RESULTS_JSONL", value_name = "PATH")]
     pub(crate) results_jsonl: Option<PathBuf>,
 
-    /// Batch: profiles assessed at once; default 1 for llama, 4 for command, 16 for openai.
+    /// Batch: profiles assessed at once; default 4 for llama (their replies decoded together), 4 for command, 16 for openai.
     #[arg(long = "jobs", short = 'j', env = "ASSESSOR_JOBS", value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "N")]
     pub(crate) jobs: Option<u32>,
 

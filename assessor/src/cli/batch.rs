@@ -90,8 +90,11 @@ pub(super) fn batch_settings(
         .unwrap_or(match cli.judge.backend {
             JudgeKind::Openai | JudgeKind::Fixed => 16,
             JudgeKind::Command => 4,
+            // Decoded together in one llama.cpp batch (continuous
+            // batching): four replies at once gave the most profiles per
+            // second on 2 cores (docs/BENCHMARKS.md).
             #[cfg(feature = "llama")]
-            JudgeKind::Llama => 1,
+            JudgeKind::Llama => 4,
         });
     Ok(Some(batch::Settings {
         input: profile_path.to_path_buf(),

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 /// The shortest window the probe looks at: with 100 ticks a second, a
 /// shorter one is too coarse to tell one free core from two.
-const PROBE_WINDOW: Duration = Duration::from_millis(120);
+const PROBE_WINDOW: Duration = Duration::from_millis(80);
 
 /// The CPUs this process may use (cgroup quota and affinity aware).
 pub(crate) fn default_threads() -> usize {
@@ -72,7 +72,7 @@ impl CpuProbe {
 
     /// The thread count for at most `max` threads: what the host left idle
     /// plus what this process used since [`CpuProbe::start`] (waiting out the
-    /// rest of a 120 ms window first). `max` when `/proc` cannot tell.
+    /// rest of an 80 ms window first). `max` when `/proc` cannot tell.
     pub(super) fn threads(self, max: usize) -> usize {
         let Some(start) = self.start else {
             return max;
