@@ -341,6 +341,7 @@ mod tests {
                 style: ReplyStyle::Json,
                 max_text_chars: 20_000,
                 nonce_seed: Some(1),
+                run_nonce: String::new(),
             },
             judge: Box::new(StubJudge {
                 outcome,

@@ -222,6 +222,7 @@ fn validate(cli: Cli) -> Result<Settings, Error> {
                 },
                 max_text_chars: cli.prompt.max_text_chars as usize,
                 nonce_seed: cli.judge.seed,
+                run_nonce: crate::prompt::run_nonce(cli.judge.seed),
             };
             let fingerprint =
                 judge::result_fingerprint(&judge.fingerprint, &prompt, &rules, captions.as_ref());
