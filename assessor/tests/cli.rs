@@ -304,3 +304,33 @@ async fn config_file_rules_as_an_object() {
     );
     assert_eq!(server.requests().len(), 0, "rules decide without HTTP");
 }
+
+/// The log format follows stderr, where the logs go: with stdout piped
+/// (`assessor … | jq`) a person at a terminal still gets plain lines, and a
+/// pod (no terminal at all) gets JSON. `script` gives the run a real
+/// terminal; stdout goes through a pipe into a file.
+#[test]
+fn logs_are_plain_when_stderr_is_a_terminal_even_with_stdout_piped() {
+    let dir = tempdir();
+    let stdout_file = dir.path().join("stdout.json");
+    let profile = samples_dir().join("s01.json");
+    let line = format!(
+        "PROFILE_PATH='{}' RESULT_PATH=- LLM_BACKEND=fixed RUST_LOG=info '{ASSESSOR}' | cat > '{}'",
+        profile.display(),
+        stdout_file.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("LOG_FORMAT")
+        .output()
+        .expect("script (util-linux) runs the assessor on a terminal");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{terminal}");
+    assert!(
+        terminal.contains("INFO") && !terminal.contains("\"level\""),
+        "plain log lines on the terminal:\n{terminal}"
+    );
+    let result: Value = serde_json::from_slice(&std::fs::read(&stdout_file).unwrap())
+        .expect("the result, alone, on the piped stdout");
+    assert_eq!(result["verdict"], "accept");
+}

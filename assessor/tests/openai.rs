@@ -918,3 +918,24 @@ async fn no_key_sends_no_authorization_header() {
         reqs[0].header("authorization")
     );
 }
+
+/// No brief at all: the model judges against a generic default, so the run
+/// says so once, as a warning; with a brief it says nothing of the kind.
+#[tokio::test]
+async fn a_run_without_a_brief_warns_once() {
+    let reply = r#"{"verdict":"accept","score":0.8,"reasons":["fine"]}"#;
+    let (_server, out) = one_run(vec![completion(reply)], |e| e).await;
+    out.assert_code(0);
+    assert_eq!(
+        out.stderr.matches("no brief given").count(),
+        1,
+        "{}",
+        out.ctx()
+    );
+    let (_server, out) = one_run(vec![completion(reply)], |e| {
+        e.set("ASSESSOR_CRITERIA", "Two bedrooms in Bristol")
+    })
+    .await;
+    out.assert_code(0);
+    assert!(!out.stderr.contains("no brief given"), "{}", out.ctx());
+}

@@ -18,9 +18,11 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    /// JSON when stdout is not a terminal (a pod), plain when it is (a person).
+    /// Plain when the logs' own stream, stderr, is a terminal (a person),
+    /// JSON when it is not (a pod). Not stdout: `assessor … | jq` pipes
+    /// stdout while the logs still reach the terminal.
     pub fn detect() -> Self {
-        if std::io::stdout().is_terminal() {
+        if std::io::stderr().is_terminal() {
             LogFormat::Plain
         } else {
             LogFormat::Json

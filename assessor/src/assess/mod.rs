@@ -55,6 +55,14 @@ pub(crate) struct Assessor {
 impl Assessor {
     /// Builds every stage (HTTP clients, the judge) from validated settings.
     pub(crate) fn new(settings: Settings) -> Result<Self, SettingError> {
+        if settings.prompt.criteria.is_none() && !matches!(settings.judge, JudgeSettings::Fixed(_))
+        {
+            // Said once per run: without a brief the model judges every
+            // listing against a generic default, which is rarely meant.
+            tracing::warn!(
+                "no brief given (ASSESSOR_CRITERIA, ASSESSOR_CRITERIA_FILE or the config file's criteria): the judge accepts any genuine, complete listing"
+            );
+        }
         let judge = judge::build(&settings.judge, settings.response_cache.as_ref())?;
         let captioner = settings.captions.as_ref().map(Captioner::new).transpose()?;
         Ok(Assessor {
