@@ -436,7 +436,6 @@ impl<'m> Worker<'m> {
 
         let model = self.model;
         let vocab = model.vocab();
-        let mut prefix_from: Option<usize> = None;
         for index in 0..self.slots.len() {
             let Some(slot) = self.slots[index].as_mut() else {
                 continue;
@@ -448,7 +447,20 @@ impl<'m> Worker<'m> {
                     slot.prompt_eval_ms = Some(step_ms);
                     slot.generation_started = Some(Instant::now());
                     if slot.provides_prefix {
-                        prefix_from = Some(index);
+                        // The first evaluated prompt becomes the provisional
+                        // prefix: its cells are tagged with sequence 0 too,
+                        // so they outlive its reply.
+                        slot.provides_prefix = false;
+                        slot.shared = slot.job.tokens.len();
+                        if let Some(ctx) = self.ctx.as_mut() {
+                            let _ = ctx.copy_kv_cache_seq(
+                                slot.seq,
+                                PREFIX_SEQ,
+                                None,
+                                Some(slot.shared as u32),
+                            );
+                        }
+                        self.prefix = slot.job.tokens.clone();
                     }
                 }
             }
@@ -468,36 +480,9 @@ impl<'m> Worker<'m> {
                 self.finish(slot, truncated);
             }
         }
-        if let Some(index) = prefix_from {
-            self.keep_prefix_of(index);
-        }
-    }
-
-    /// The first evaluated prompt becomes the provisional prefix: its cells
-    /// are tagged with sequence 0 too, so they outlive its reply.
-    fn keep_prefix_of(&mut self, index: usize) {
-        let Some(slot) = self.slots[index].as_mut() else {
-            return;
-        };
-        slot.provides_prefix = false;
-        let tokens = slot.job.tokens.clone();
-        slot.shared = tokens.len();
-        let seq = slot.seq;
-        if let Some(ctx) = self.ctx.as_mut() {
-            let _ = ctx.copy_kv_cache_seq(seq, PREFIX_SEQ, None, Some(tokens.len() as u32));
-        }
-        self.prefix = tokens;
     }
 
     fn finish(&mut self, slot: Slot, truncated: bool) {
-        // A provider that finished in its first step still leaves its prompt.
-        if slot.provides_prefix {
-            if let Some(ctx) = self.ctx.as_mut() {
-                let len = slot.job.tokens.len();
-                let _ = ctx.copy_kv_cache_seq(slot.seq, PREFIX_SEQ, None, Some(len as u32));
-            }
-            self.prefix = slot.job.tokens.clone();
-        }
         self.forget(slot.seq);
         let generation_ms = slot
             .generation_started
