@@ -75,13 +75,28 @@ async fn assert_all_gone(pids: &[i32], ctx: &str) {
     assert!(all_gone, "grandchildren {pids:?} survived\n{ctx}");
 }
 
-fn command_env(dir: &Path, profile: &Path, script: &Path) -> Envs {
-    Envs::new()
-        .set("PROFILE_PATH", profile.to_str().unwrap())
-        .set("RESULT_PATH", dir.join("result.json").to_str().unwrap())
-        .set("LLM_BACKEND", "command")
+/// The command judge running `script`.
+fn command_judge(envs: Envs, script: &Path) -> Envs {
+    envs.set("LLM_BACKEND", "command")
         .set("ASSESSOR_COMMAND", format!("'{}'", script.display()))
         .set("COMMAND_TIMEOUT", "60s")
+}
+
+fn command_env(dir: &Path, profile: &Path, script: &Path) -> Envs {
+    let envs = Envs::new()
+        .set("PROFILE_PATH", profile.to_str().unwrap())
+        .set("RESULT_PATH", dir.join("result.json").to_str().unwrap());
+    command_judge(envs, script)
+}
+
+/// A batch of `input` into `results` with the command judge, two at a time.
+fn command_batch_env(input: &Path, results: &Path, script: &Path, drain: &str) -> Envs {
+    let envs = Envs::new()
+        .set("PROFILE_PATH", input.to_str().unwrap())
+        .set("RESULT_DIR", results.to_str().unwrap())
+        .set("ASSESSOR_JOBS", "2")
+        .set("ASSESSOR_DRAIN_TIMEOUT", drain);
+    command_judge(envs, script)
 }
 
 fn spawn(dir: &Path, envs: &Envs) -> Process {
@@ -289,14 +304,7 @@ async fn a_batch_past_its_drain_time_abandons_its_commands_and_their_children() 
     let input = jsonl(dir.path(), 6);
     let results = dir.path().join("results");
     let script = grandchild_script(dir.path());
-    let envs = Envs::new()
-        .set("PROFILE_PATH", input.to_str().unwrap())
-        .set("RESULT_DIR", results.to_str().unwrap())
-        .set("LLM_BACKEND", "command")
-        .set("ASSESSOR_COMMAND", format!("'{}'", script.display()))
-        .set("COMMAND_TIMEOUT", "60s")
-        .set("ASSESSOR_JOBS", "2")
-        .set("ASSESSOR_DRAIN_TIMEOUT", "500ms");
+    let envs = command_batch_env(&input, &results, &script, "500ms");
     let process = spawn(dir.path(), &envs);
     let started = wait_until(GUARD, || grandchildren(dir.path()).len() >= 2).await;
     assert!(started, "the judges never started\n{}", process.ctx());
@@ -332,14 +340,7 @@ async fn a_second_signal_ends_the_drain_at_once() {
     let input = jsonl(dir.path(), 6);
     let results = dir.path().join("results");
     let script = grandchild_script(dir.path());
-    let envs = Envs::new()
-        .set("PROFILE_PATH", input.to_str().unwrap())
-        .set("RESULT_DIR", results.to_str().unwrap())
-        .set("LLM_BACKEND", "command")
-        .set("ASSESSOR_COMMAND", format!("'{}'", script.display()))
-        .set("COMMAND_TIMEOUT", "60s")
-        .set("ASSESSOR_JOBS", "2")
-        .set("ASSESSOR_DRAIN_TIMEOUT", "60s");
+    let envs = command_batch_env(&input, &results, &script, "60s");
     let mut process = spawn(dir.path(), &envs);
     let started = wait_until(GUARD, || grandchildren(dir.path()).len() >= 2).await;
     assert!(started, "the judges never started\n{}", process.ctx());
