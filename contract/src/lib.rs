@@ -26,6 +26,6 @@ pub use error_kind::ErrorKind;
 pub use notification::{Assessment, Notification};
 pub use profile::{Profile, ProfileError};
 pub use result::{
-    AssessmentResult, AssessorInfo, BackendInfo, CaptionRecord, DecidedBy, ErrorInfo,
-    RESULT_SCHEMA_ID, Status, Usage, Verdict,
+    AssessmentResult, AssessorInfo, BackendInfo, CaptionRecord, DecidedBy, ErrorInfo, FactRecord,
+    FactSource, RESULT_SCHEMA_ID, ScoreSource, Status, Usage, Verdict,
 };

@@ -63,6 +63,8 @@ pub enum DecidedBy {
     Command,
     /// The `fixed` backend (always accept or always reject).
     Fixed,
+    /// Rules over the facts stage's typed facts (bedrooms, outdoor space, ...).
+    Facts,
     /// A stage this crate does not know (a custom assessor's own).
     Other(String),
 }
@@ -75,6 +77,7 @@ impl DecidedBy {
         DecidedBy::Regex,
         DecidedBy::Command,
         DecidedBy::Fixed,
+        DecidedBy::Facts,
     ];
 
     /// The name as written in results (`rules`, `llm`, ...).
@@ -85,6 +88,7 @@ impl DecidedBy {
             DecidedBy::Regex => "regex",
             DecidedBy::Command => "command",
             DecidedBy::Fixed => "fixed",
+            DecidedBy::Facts => "facts",
             DecidedBy::Other(text) => text,
         }
     }
@@ -138,7 +142,7 @@ impl JsonSchema for DecidedBy {
         // Lenient on purpose: custom assessors may name stages of their own.
         schemars::json_schema!({
             "type": "string",
-            "description": "The stage that decided: `rules`, `llm`, `regex`, `command` or `fixed` from this project's assessor; a custom assessor may write names of its own."
+            "description": "The stage that decided: `rules`, `facts`, `llm`, `regex`, `command` or `fixed` from this project's assessor; a custom assessor may write names of its own."
         })
     }
 }
@@ -195,6 +199,61 @@ pub struct CaptionRecord {
     pub ms: u64,
 }
 
+/// Where a result's `score` came from, so a threshold such as
+/// `RELAY_MIN_SCORE` can be trusted as far as its source deserves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ScoreSource {
+    /// The in-process model's own token distribution at the verdict:
+    /// P(accept) normalised over accept and reject.
+    TokenProbability,
+    /// The server's `logprobs`/`top_logprobs` at the verdict token,
+    /// normalised the same way.
+    Logprobs,
+    /// The number the model (or command) wrote in its reply.
+    Stated,
+    /// A source this crate does not know (a custom assessor's own).
+    #[serde(other)]
+    Other,
+}
+
+/// Where a fact's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FactSource {
+    /// A deterministic pattern declared with the fact matched the listing.
+    Pattern,
+    /// The judge answered the fact's question under a constrained reply.
+    Model,
+    /// Neither found it: the value is `unknown`.
+    None,
+    /// A source this crate does not know (a custom assessor's own).
+    #[serde(other)]
+    Other,
+}
+
+/// One typed fact of the listing (`bedrooms`, `outdoor_space`, ...), as
+/// the facts stage found it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FactRecord {
+    /// The fact's name as declared in the rules' `facts`.
+    pub name: String,
+    /// An integer, one of the declared values, `true`/`false`, or the
+    /// string `"unknown"` when it could not be found.
+    pub value: Value,
+    pub source: FactSource,
+    /// The words of the listing the value was read from (a pattern's match
+    /// or the span the model's answer names); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// For a model's answer: its probability among the allowed answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub probability: Option<f64>,
+}
+
 /// The program that wrote the result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct AssessorInfo {
@@ -233,6 +292,13 @@ pub struct AssessmentResult {
     pub reasons: Option<Vec<String>>,
     #[serde(default)]
     pub decided_by: Option<DecidedBy>,
+    /// Where `score` came from; absent when there is no score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_source: Option<ScoreSource>,
+    /// The facts stage's typed facts, in declaration order; absent when no
+    /// facts are declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Vec<FactRecord>>,
     /// The profile as read.
     #[serde(default)]
     pub profile: Option<Value>,

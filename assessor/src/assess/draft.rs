@@ -10,7 +10,7 @@ use shortlist_contract::profile::stable_id;
 use shortlist_contract::result::now_rfc3339;
 use shortlist_contract::{
     AssessmentResult, AssessorInfo, BackendInfo, CaptionRecord, DecidedBy, ErrorInfo, ErrorKind,
-    RESULT_SCHEMA_ID, Status, Usage, Verdict,
+    FactRecord, RESULT_SCHEMA_ID, ScoreSource, Status, Usage, Verdict,
 };
 
 use crate::exit::Exit;
@@ -22,6 +22,7 @@ pub(crate) enum Ending {
     Decided {
         verdict: Verdict,
         score: Option<f64>,
+        score_source: Option<ScoreSource>,
         reasons: Vec<String>,
         decided_by: DecidedBy,
     },
@@ -42,6 +43,8 @@ pub(crate) struct Draft {
     usage: Option<Usage>,
     pub(crate) captions: Option<Vec<CaptionRecord>>,
     pub(crate) cached: Option<bool>,
+    /// The facts stage's findings, when facts are declared.
+    pub(crate) facts: Option<Vec<FactRecord>>,
 }
 
 impl Draft {
@@ -54,6 +57,7 @@ impl Draft {
             usage: None,
             captions: None,
             cached: None,
+            facts: None,
         }
     }
 
@@ -103,6 +107,8 @@ impl Draft {
             score: None,
             reasons: Some(Vec::new()),
             decided_by: None,
+            score_source: None,
+            facts: self.facts,
             profile,
             backend: Some(self.backend),
             usage: Some(self.usage),
@@ -120,11 +126,13 @@ impl Draft {
             Ending::Decided {
                 verdict,
                 score,
+                score_source,
                 reasons,
                 decided_by,
             } => {
                 result.verdict = Some(verdict);
                 result.score = score;
+                result.score_source = score.and(score_source);
                 result.reasons = Some(reasons);
                 result.decided_by = Some(decided_by);
                 (result, Exit::Assessed)

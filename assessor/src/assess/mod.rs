@@ -150,6 +150,7 @@ impl Assessor {
                 Step::Decided(Ending::Decided {
                     verdict: Verdict::Reject,
                     score: None,
+                    score_source: None,
                     reasons,
                     decided_by: DecidedBy::Rules,
                 })
@@ -279,6 +280,7 @@ impl Assessor {
                 Ending::Decided {
                     verdict: decision.verdict,
                     score: decision.score,
+                    score_source: decision.score_source,
                     reasons,
                     decided_by: decision.decided_by,
                 }
@@ -369,6 +371,7 @@ mod tests {
         Ok(Decision {
             verdict: Verdict::Accept,
             score: Some(0.9),
+            score_source: Some(shortlist_contract::ScoreSource::Stated),
             reasons: vec!["two bedrooms".into()],
             decided_by: DecidedBy::Llm,
         })

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shortlist_contract::BackendInfo;
 
-use super::{Decision, Judge, JudgeFuture, JudgeRequest, JudgeStats};
+use super::{AnswerFuture, Decision, Judge, JudgeFuture, JudgeRequest, JudgeStats, Question};
 use crate::cache_entry::EntryStore;
 use shortlist_contract::hex::encode as hex;
 
@@ -102,5 +102,10 @@ impl Judge for CachedJudge {
             }
             (outcome, stats)
         })
+    }
+
+    /// Facts questions are short and constrained; they are not cached.
+    fn ask<'a>(&'a self, question: &'a Question) -> AnswerFuture<'a> {
+        self.inner.ask(question)
     }
 }

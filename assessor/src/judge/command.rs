@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
-use shortlist_contract::{BackendInfo, DecidedBy, Verdict};
+use shortlist_contract::{BackendInfo, DecidedBy, ScoreSource, Verdict};
 use shortlist_shared::secret::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -141,6 +141,7 @@ impl CommandJudge {
         Ok(Decision {
             verdict: reply.verdict,
             score: reply.score,
+            score_source: reply.score.map(|_| ScoreSource::Stated),
             reasons: reply.reasons,
             decided_by: DecidedBy::Command,
         })

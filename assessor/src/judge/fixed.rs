@@ -33,6 +33,7 @@ impl Judge for FixedJudge {
             verdict: self.verdict,
             score: None,
             reasons: vec![format!("fixed backend: always {}", self.verdict.as_str())],
+            score_source: None,
             decided_by: DecidedBy::Fixed,
         };
         Box::pin(async move { (Ok(decision), JudgeStats::default()) })

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use shortlist_contract::{BackendInfo, DecidedBy, ErrorKind, Profile, Usage, Verdict};
+use shortlist_contract::{BackendInfo, DecidedBy, ErrorKind, Profile, ScoreSource, Usage, Verdict};
 
 use crate::exit::Exit;
 use crate::prompt::{Prompt, PromptBuilder};
@@ -83,6 +83,9 @@ pub(crate) struct JudgeRequest<'a> {
 pub(crate) struct Decision {
     pub(crate) verdict: Verdict,
     pub(crate) score: Option<f64>,
+    /// Where `score` came from (None when there is no score).
+    #[serde(default)]
+    pub(crate) score_source: Option<ScoreSource>,
     pub(crate) reasons: Vec<String>,
     pub(crate) decided_by: DecidedBy,
 }
@@ -209,6 +212,36 @@ impl JudgeError {
     }
 }
 
+/// One narrow question about a listing (a fact of the facts stage), to be
+/// answered with exactly one of `choices`: a small model that cannot weigh a
+/// whole brief can still pick "balcony" out of six words, and a constrained
+/// answer cannot ramble. `choices` always ends with `"unknown"`.
+#[derive(Debug, Clone)]
+pub(crate) struct Question {
+    /// The fact's name, for logs and errors.
+    pub(crate) fact: String,
+    pub(crate) system: String,
+    pub(crate) user: String,
+    /// The allowed answers, as the model must write them.
+    pub(crate) choices: Vec<String>,
+}
+
+/// A judge's answer to a [`Question`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Answer {
+    /// One of the question's `choices`.
+    pub(crate) choice: String,
+    /// The answer's probability among the choices, from the model's own
+    /// token distribution (or the server's logprobs); None when the judge
+    /// cannot tell.
+    pub(crate) probability: Option<f64>,
+}
+
+/// A boxed answer future; `Ok(None)`: this judge does not answer questions
+/// (a command, the fixed backend), so facts come from patterns only.
+pub(crate) type AnswerFuture<'a> =
+    Pin<Box<dyn Future<Output = (Result<Option<Answer>, JudgeError>, JudgeStats)> + Send + 'a>>;
+
 /// A boxed judge future (the trait is used as `dyn Judge`).
 pub(crate) type JudgeFuture<'a> =
     Pin<Box<dyn Future<Output = (Result<Decision, JudgeError>, JudgeStats)> + Send + 'a>>;
@@ -221,4 +254,9 @@ pub(crate) trait Judge: Send + Sync {
     fn timing_key(&self) -> &'static str;
     /// Judges one profile.
     fn judge<'a>(&'a self, request: &'a JudgeRequest<'a>) -> JudgeFuture<'a>;
+    /// Answers one narrow question with one of its choices. By default a
+    /// judge does not (`Ok(None)`).
+    fn ask<'a>(&'a self, _question: &'a Question) -> AnswerFuture<'a> {
+        Box::pin(async { (Ok(None), JudgeStats::default()) })
+    }
 }

@@ -3,7 +3,7 @@
 //! wording of the one repair request an unusable reply gets.
 
 use regex::Regex;
-use shortlist_contract::{DecidedBy, Verdict};
+use shortlist_contract::{DecidedBy, ScoreSource, Verdict};
 
 use super::{Decision, JudgeError};
 use crate::prompt::DATAMARK;
@@ -64,6 +64,7 @@ pub(crate) fn interpret(
         return Ok(Decision {
             verdict,
             score: None,
+            score_source: None,
             reasons: vec![format!(
                 "reply {} {matched} LLM_POSITIVE_RESPONSE_REGEX",
                 excerpt(reply)
@@ -81,6 +82,7 @@ pub(crate) fn interpret(
     Ok(Decision {
         verdict: reply.verdict,
         score: Some(reply.score),
+        score_source: Some(ScoreSource::Stated),
         // Models quote the datamarked listing back; show it as plain text.
         reasons: reply
             .reasons
