@@ -18,6 +18,7 @@ mod chat_http;
 mod cli;
 mod eval;
 mod exit;
+mod facts;
 mod judge;
 mod mode;
 mod output;

@@ -328,3 +328,75 @@ async fn a_batch_shares_the_prompt_prefix_and_decodes_replies_together() {
         "decoding three replies together gives the verdicts of one at a time"
     );
 }
+
+/// The score is the model's own P(accept) at the verdict, not a number it
+/// wrote; facts the patterns read decide without the model, and a fact no
+/// pattern reads is asked as a narrow question whose calibrated answer is
+/// recorded (a guess the listing did not cause stays unknown).
+#[tokio::test]
+async fn facts_come_from_patterns_or_questions_and_the_score_from_token_probabilities() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.json"),
+    )
+    .unwrap();
+
+    // Both facts read by patterns: decided by facts, no model loaded.
+    let dir = tempdir();
+    let envs = llama_env(dir.path(), &sample("s01")).set("ASSESSOR_RULES", &rules);
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
+    let r = assert_ok(&out, "accept", "facts");
+    assert!(r["timings_ms"].get("llm_load").is_none(), "{r}");
+    assert_eq!(r["facts"][0]["name"], "bedrooms");
+    assert_eq!(r["facts"][0]["value"], 2);
+    assert_eq!(r["facts"][0]["source"], "pattern");
+    assert_eq!(r["facts"][1]["value"], "private garden", "{r}");
+    assert!(r.get("score").is_none_or(|s| s.is_null()), "{r}");
+
+    // One bedroom, read by a pattern: rejected by facts.
+    let dir = tempdir();
+    let envs = llama_env(dir.path(), &sample("s03")).set("ASSESSOR_RULES", &rules);
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
+    let r = assert_ok(&out, "reject", "facts");
+    let reasons = r["reasons"].to_string();
+    assert!(
+        reasons.contains("bedrooms = 1") && reasons.contains("at least 2"),
+        "{r}"
+    );
+
+    // Outdoor space stated nowhere: asked of the model, then judged.
+    let dir = tempdir();
+    let profile = dir.path().join("p.json");
+    std::fs::write(
+        &profile,
+        json!({"text": "Flat in Clifton with two double bedrooms, a kitchen and allocated parking.",
+               "metadata": {"id": "q1", "price": "£300,000", "location": "Clifton, Bristol"}})
+        .to_string(),
+    )
+    .unwrap();
+    let envs = llama_env(dir.path(), &profile).set("ASSESSOR_RULES", &rules);
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
+    out.assert_no_panic().assert_code(0);
+    let r = out.result().clone();
+    assert_complete_result(&r);
+    let outdoor = &r["facts"][1];
+    assert_eq!(outdoor["name"], "outdoor_space");
+    match outdoor["source"].as_str().unwrap() {
+        "model" => {
+            let p = outdoor["probability"]
+                .as_f64()
+                .expect("a model answer has a probability");
+            assert!((0.5..=1.0).contains(&p), "{r}");
+        }
+        "none" => assert_eq!(outdoor["value"], "unknown", "{r}"),
+        other => panic!("outdoor_space from {other}: {r}"),
+    }
+    // Two questions were asked (the listing's and the content-free one)
+    // before the verdict, unless the facts decided.
+    assert!(r["attempts"].as_u64().unwrap() >= 2, "{r}");
+    if r["decided_by"] == "llm" {
+        assert_eq!(r["score_source"], "token_probability", "{r}");
+        let score = r["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score), "{r}");
+    }
+}

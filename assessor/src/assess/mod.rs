@@ -17,6 +17,7 @@ use shortlist_contract::{AssessmentResult, DecidedBy, ErrorKind, Profile, Profil
 use self::draft::{Draft, Ending};
 use crate::caption::{self, Captioner};
 use crate::exit::Exit;
+use crate::facts::FactsOutcome;
 use crate::judge::{self, Judge, JudgeRequest, JudgeSettings};
 use crate::prompt::PromptBuilder;
 use crate::rules::{Rules, RulesOutcome};
@@ -127,10 +128,14 @@ impl Assessor {
         profile_dir: &Path,
         draft: &mut Draft,
     ) -> Ending {
-        let notes = match self.rules_stage(profile, id, draft) {
+        let mut notes = match self.rules_stage(profile, id, draft) {
             Step::GoOn(notes) => notes,
             Step::Decided(ending) => return ending,
         };
+        match self.facts_stage(profile, id, draft).await {
+            Step::GoOn(more) => notes.extend(more),
+            Step::Decided(ending) => return ending,
+        }
         let captions = match self.captions_stage(profile, id, profile_dir, draft).await {
             Step::GoOn(captions) => captions,
             Step::Decided(ending) => return ending,
@@ -155,7 +160,83 @@ impl Assessor {
                     decided_by: DecidedBy::Rules,
                 })
             }
-            RulesOutcome::Pass { notes } => Step::GoOn(notes),
+            RulesOutcome::Pass { notes } => {
+                Step::GoOn(notes.into_iter().map(|n| format!("rules: {n}")).collect())
+            }
+        }
+    }
+
+    /// The facts, when any are declared: patterns first, then one narrow
+    /// question to the judge per fact still unknown; a failing fact rejects,
+    /// all known and passing accept, otherwise the judge goes on with notes.
+    async fn facts_stage(
+        &self,
+        profile: &Profile,
+        id: &str,
+        draft: &mut Draft,
+    ) -> Step<Vec<String>> {
+        let facts = self.rules.facts();
+        if facts.is_empty() {
+            return Step::GoOn(Vec::new());
+        }
+        let started = Instant::now();
+        let mut findings = facts.by_patterns(profile);
+        let to_ask = facts.to_ask(&findings);
+        // The verdict prompt's nonce: one the listing does not contain.
+        let nonce = if to_ask.is_empty() {
+            String::new()
+        } else {
+            self.prompt.build(profile, &[]).nonce
+        };
+        let mut asked = 0;
+        for index in to_ask {
+            let question = facts.question(index, profile, &nonce);
+            let (answer, stats) = self.judge.ask(&question).await;
+            draft.attempts += stats.attempts;
+            draft.add_usage(stats.usage);
+            match answer {
+                Ok(Some(answer)) => {
+                    asked += 1;
+                    findings[index] = facts.from_answer(index, &answer, profile);
+                }
+                // This judge does not answer questions: patterns only.
+                Ok(None) => break,
+                Err(error) => {
+                    // The verdict request will meet the same server and
+                    // report the error properly; no more questions.
+                    tracing::warn!(%id, fact = %question.fact, error = %error, "a fact's question failed; it stays unknown");
+                    break;
+                }
+            }
+        }
+        draft.time("facts", started);
+        draft.facts = Some(facts.records(&findings));
+        let outcome = facts.decide(&findings);
+        tracing::debug!(%id, asked, outcome = ?outcome, "facts stage done");
+        match outcome {
+            FactsOutcome::Reject(reasons) => {
+                tracing::info!(%id, "rejected by facts; the judge was not asked for a verdict");
+                Step::Decided(Ending::Decided {
+                    verdict: Verdict::Reject,
+                    score: None,
+                    score_source: None,
+                    reasons,
+                    decided_by: DecidedBy::Facts,
+                })
+            }
+            FactsOutcome::Accept(reasons) => {
+                tracing::info!(%id, "accepted by facts; the judge was not asked for a verdict");
+                Step::Decided(Ending::Decided {
+                    verdict: Verdict::Accept,
+                    score: None,
+                    score_source: None,
+                    reasons,
+                    decided_by: DecidedBy::Facts,
+                })
+            }
+            FactsOutcome::Undecided(notes) => {
+                Step::GoOn(notes.into_iter().map(|n| format!("facts: {n}")).collect())
+            }
         }
     }
 
@@ -262,14 +343,14 @@ impl Assessor {
         for (stage, ms) in &stats.timings {
             draft.timing(stage, *ms);
         }
-        draft.attempts = stats.attempts;
+        draft.attempts += stats.attempts;
         draft.cached = Some(stats.cached);
         draft.add_usage(stats.usage);
 
         match outcome {
             Ok(decision) => {
                 let mut reasons = decision.reasons;
-                reasons.extend(notes.into_iter().map(|n| format!("rules: {n}")));
+                reasons.extend(notes);
                 reasons.extend(prompt.truncation_note);
                 tracing::info!(
                     %id,

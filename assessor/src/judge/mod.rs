@@ -18,6 +18,7 @@ use crate::prompt::{Prompt, PromptBuilder};
 use crate::setting::SettingError;
 
 pub(crate) mod cache;
+pub(crate) mod calibration;
 pub(crate) mod command;
 pub(crate) mod fixed;
 #[cfg(feature = "llama")]
@@ -222,6 +223,11 @@ pub(crate) struct Question {
     pub(crate) fact: String,
     pub(crate) system: String,
     pub(crate) user: String,
+    /// The same question about a content-free listing ("N/A"): what the
+    /// model answers with no evidence at all, its bias, which a judge that
+    /// sees probabilities divides out (contextual calibration, Zhao et al.
+    /// 2021, "Calibrate Before Use").
+    pub(crate) content_free_user: String,
     /// The allowed answers, as the model must write them.
     pub(crate) choices: Vec<String>,
 }

@@ -34,10 +34,18 @@ use serde_json::{Map, Value};
 use shortlist_contract::Profile;
 use shortlist_contract::profile::json_type_name;
 
+use crate::facts::{Facts, FactsError};
 use price::Amount;
 
 /// The top-level keys of a rule set, for "unknown field" messages.
-const TOP_LEVEL_KEYS: &[&str] = &["price", "require", "forbid", "location"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "price",
+    "require",
+    "forbid",
+    "location",
+    "facts",
+    "accept_on_facts",
+];
 /// The keys of the `price` object.
 const PRICE_KEYS: &[&str] = &["min", "max"];
 /// Forbidden matches are quoted up to this many characters: enough to show
@@ -88,6 +96,8 @@ pub(crate) enum RulesError {
         pattern: String,
         message: String,
     },
+    #[error(transparent)]
+    Facts(#[from] FactsError),
     #[error(
         "{source_name}: field \"price.min\" ({min}) is greater than field \"price.max\" ({max}), so no price could pass"
     )]
@@ -113,6 +123,8 @@ pub(crate) struct Rules {
     require: Vec<Pattern>,
     forbid: Vec<Pattern>,
     location: Vec<Pattern>,
+    /// The typed facts and their conditions (the facts stage).
+    facts: Facts,
 }
 
 /// What the rules decided about one profile.
@@ -186,7 +198,20 @@ impl Rules {
                     .into(),
             });
         }
+        let accept_on_facts = match present(object, "accept_on_facts") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => return Err(ctx.wrong_type("accept_on_facts", "true or false", other)),
+        };
+        if let Some(facts) = present(object, "facts") {
+            rules.facts = Facts::parse(facts, accept_on_facts, source)?;
+        }
         Ok(rules)
+    }
+
+    /// The declared facts (empty when none).
+    pub(crate) fn facts(&self) -> &Facts {
+        &self.facts
     }
 
     /// True when there is nothing to check.
@@ -197,6 +222,7 @@ impl Rules {
             && self.require.is_empty()
             && self.forbid.is_empty()
             && self.location.is_empty()
+            && self.facts.is_empty()
     }
 
     /// Evaluates the rules against a profile, in the order price, location,
@@ -798,7 +824,7 @@ mod tests {
     fn bad_rules_are_refused_with_the_field() {
         assert_eq!(
             parse_err(r#"{"prices": {}}"#),
-            r#"ASSESSOR_RULES: unknown field "prices"; expected one of "price", "require", "forbid", "location""#
+            r#"ASSESSOR_RULES: unknown field "prices"; expected one of "price", "require", "forbid", "location", "facts", "accept_on_facts""#
         );
         assert_eq!(
             parse_err(r#"{"price": {"maximum": 1}}"#),

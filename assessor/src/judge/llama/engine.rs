@@ -23,6 +23,11 @@
 //!   the cache; a waiting reply whose caller went away is dropped, and a
 //!   reply under way for a caller that went away is stopped at the next
 //!   step.
+//! - **Probabilities, not stated numbers.** A verdict reply measures
+//!   P(accept) from the model's own distribution at the token where the
+//!   verdict's value starts, under the grammar (normalised over the tokens
+//!   that begin "accept" and "reject"); a question's reply measures each
+//!   allowed answer's probability at its first token.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -65,6 +70,22 @@ pub(super) struct EngineSettings {
     pub(super) grammar: Option<String>,
 }
 
+/// What a prompt is for: which grammar constrains its reply, which
+/// probability is measured, and whether it may set the shared prefix.
+#[derive(Debug, Clone)]
+pub(super) enum Request {
+    /// A verdict, under the engine's grammar; measures P(accept).
+    Verdict,
+    /// A narrow question, under its own grammar (its allowed answers);
+    /// measures the answer's probability. Never becomes the shared prefix:
+    /// verdict prompts share theirs, questions have another.
+    Question {
+        grammar: Arc<str>,
+        max_tokens: u32,
+        choices: Arc<[String]>,
+    },
+}
+
 /// What one reply produced.
 #[derive(Debug)]
 pub(super) struct Generated {
@@ -80,11 +101,17 @@ pub(super) struct Generated {
     pub(super) prompt_eval_ms: f64,
     /// Wall time from then to the reply's last token.
     pub(super) generation_ms: f64,
+    /// Verdicts: P(accept) at the verdict's first token, when the reply
+    /// reached it.
+    pub(super) accept_probability: Option<f64>,
+    /// Questions: each choice's probability at the answer's first token.
+    pub(super) choice_probabilities: Option<Vec<f64>>,
 }
 
 /// A prompt waiting for its reply.
 struct Job {
     tokens: Vec<LlamaToken>,
+    request: Request,
     reply: oneshot::Sender<Result<Generated, JudgeError>>,
 }
 
@@ -112,13 +139,21 @@ impl Engine {
 
     /// Generates the reply to `tokens` (a formatted, tokenized chat whose
     /// length plus `max_tokens` is within `per_reply_cap`).
-    pub(super) async fn generate(&self, tokens: Vec<LlamaToken>) -> Result<Generated, JudgeError> {
+    pub(super) async fn generate(
+        &self,
+        tokens: Vec<LlamaToken>,
+        request: Request,
+    ) -> Result<Generated, JudgeError> {
         let stopped = || JudgeError::ModelUnavailable {
             detail: "the llama.cpp engine stopped".into(),
         };
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { tokens, reply })
+            .send(Job {
+                tokens,
+                request,
+                reply,
+            })
             .map_err(|_| stopped())?;
         answer.await.unwrap_or_else(|_| Err(stopped()))
     }
@@ -145,6 +180,8 @@ struct Slot {
     generation_started: Option<Instant>,
     /// Its prompt becomes the provisional prefix once evaluated.
     provides_prefix: bool,
+    accept_probability: Option<f64>,
+    choice_probabilities: Option<Vec<f64>>,
 }
 
 impl Slot {
@@ -263,7 +300,8 @@ impl<'m> Worker<'m> {
             let job = self.waiting.pop_front().expect("peeked");
             let seq = free as i32 + 1;
             let shared = self.shareable(&job.tokens);
-            if !self.prefix_settled && !self.prefix.is_empty() {
+            let verdict = matches!(job.request, Request::Verdict);
+            if verdict && !self.prefix_settled && !self.prefix.is_empty() {
                 // The second prompt: the prefix becomes what the two share.
                 self.cut_prefix(shared);
                 self.prefix_settled = true;
@@ -272,9 +310,13 @@ impl<'m> Worker<'m> {
                 let ctx = self.ctx.as_mut().expect("built above");
                 let _ = ctx.copy_kv_cache_seq(PREFIX_SEQ, seq, None, Some(shared as u32));
             }
+            let grammar = match &job.request {
+                Request::Verdict => self.settings.grammar.as_deref(),
+                Request::Question { grammar, .. } => Some(&**grammar),
+            };
             let sampling = Sampling::new(
                 self.model,
-                self.settings.grammar.as_deref(),
+                grammar,
                 self.settings.temperature,
                 self.settings.seed,
             );
@@ -286,7 +328,7 @@ impl<'m> Worker<'m> {
                     continue;
                 }
             };
-            let provides_prefix = self.prefix.is_empty() && !self.prefix_settled;
+            let provides_prefix = verdict && self.prefix.is_empty() && !self.prefix_settled;
             self.slots[free] = Some(Slot {
                 seq,
                 shared,
@@ -301,6 +343,8 @@ impl<'m> Worker<'m> {
                 prompt_eval_ms: None,
                 generation_started: None,
                 provides_prefix,
+                accept_probability: None,
+                choice_probabilities: None,
                 job,
             });
             if provides_prefix {
@@ -466,14 +510,34 @@ impl<'m> Worker<'m> {
             }
             let output = slot.output.expect("every slot was in the batch");
             let ctx = self.ctx.as_ref().expect("slots imply a context");
-            let token = slot.sampling.next(ctx, output);
+            let limit = match &slot.job.request {
+                Request::Verdict => self.settings.max_tokens,
+                Request::Question { max_tokens, .. } => (*max_tokens).min(self.settings.max_tokens),
+            };
+            let token = match &slot.job.request {
+                Request::Question { choices, .. } => {
+                    let (token, dist) = slot.sampling.next_measured(ctx, output);
+                    if slot.generated == 0 {
+                        slot.choice_probabilities = Some(choice_shares(model, &dist, choices));
+                    }
+                    token
+                }
+                Request::Verdict
+                    if slot.accept_probability.is_none() && at_verdict_value(&slot.text) =>
+                {
+                    let (token, dist) = slot.sampling.next_measured(ctx, output);
+                    slot.accept_probability = accept_share(model, &dist);
+                    token
+                }
+                Request::Verdict => slot.sampling.next(ctx, output),
+            };
             let finished = if vocab.is_eog(token) {
                 Some(false)
             } else {
                 vocab.token_to_piece_into(token, &mut slot.text, false, None);
                 slot.generated += 1;
                 slot.pending = Some(token);
-                (slot.generated >= self.settings.max_tokens).then_some(true)
+                (slot.generated >= limit).then_some(true)
             };
             if let Some(truncated) = finished {
                 let slot = self.slots[index].take().expect("present");
@@ -503,8 +567,90 @@ impl<'m> Worker<'m> {
             completion_tokens: u64::from(slot.generated),
             prompt_eval_ms: slot.prompt_eval_ms.unwrap_or_default(),
             generation_ms,
+            accept_probability: slot.accept_probability,
+            choice_probabilities: slot.choice_probabilities,
         }));
     }
+}
+
+/// The reply so far ends where the verdict's value begins: after
+/// `"verdict":` and perhaps the opening quote and spaces.
+fn at_verdict_value(text: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(text);
+    let Some(at) = text.rfind("\"verdict\"") else {
+        return false;
+    };
+    let rest = text[at + "\"verdict\"".len()..].trim_start();
+    let Some(rest) = rest.strip_prefix(':') else {
+        return false;
+    };
+    let rest = rest.trim_start();
+    rest.is_empty() || rest == "\""
+}
+
+/// P(accept) from the distribution over allowed next tokens where the
+/// verdict's value starts: the mass of the tokens that begin "accept" over
+/// that of the tokens beginning either word. None when those tokens carry
+/// little of the mass (the next token is a quote or a space: the following
+/// step measures again).
+fn accept_share(model: &LlamaModel, dist: &[(LlamaToken, f64)]) -> Option<f64> {
+    let (mut accept, mut reject) = (0.0, 0.0);
+    let mut piece = Vec::new();
+    for (token, p) in dist {
+        piece.clear();
+        model
+            .vocab()
+            .token_to_piece_into(*token, &mut piece, false, None);
+        let text = String::from_utf8_lossy(&piece);
+        let word = text
+            .trim_start()
+            .trim_start_matches('"')
+            .to_ascii_lowercase();
+        if word.is_empty() {
+            continue;
+        }
+        let begins = |target: &str| target.starts_with(&word) || word.starts_with(target);
+        if begins("accept") {
+            accept += p;
+        } else if begins("reject") {
+            reject += p;
+        }
+    }
+    (accept + reject > 0.5).then(|| accept / (accept + reject))
+}
+
+/// Each choice's share of the distribution over an answer's first token: a
+/// token counts for the choice it spells exactly, else is split among the
+/// choices it begins ("1" of "1" and "10"... counts for "1"). Normalised
+/// over the choices; all zero when no token begins any.
+fn choice_shares(model: &LlamaModel, dist: &[(LlamaToken, f64)], choices: &[String]) -> Vec<f64> {
+    let mut shares = vec![0.0; choices.len()];
+    let mut piece = Vec::new();
+    for (token, p) in dist {
+        piece.clear();
+        model
+            .vocab()
+            .token_to_piece_into(*token, &mut piece, false, None);
+        let word = String::from_utf8_lossy(&piece).trim_start().to_lowercase();
+        if word.is_empty() {
+            continue;
+        }
+        if let Some(exact) = choices.iter().position(|c| *c == word) {
+            shares[exact] += p;
+            continue;
+        }
+        let begun: Vec<usize> = (0..choices.len())
+            .filter(|i| choices[*i].starts_with(&word))
+            .collect();
+        for i in &begun {
+            shares[*i] += p / begun.len() as f64;
+        }
+    }
+    let total: f64 = shares.iter().sum();
+    if total > 0.0 {
+        shares.iter_mut().for_each(|s| *s /= total);
+    }
+    shares
 }
 
 /// The context to allocate, first sized by a prompt of `prompt` tokens:

@@ -15,6 +15,7 @@
 //! - A listing longer than the context is cut to fit, with a note in the
 //!   result's `reasons`, never a crash.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -24,14 +25,18 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use regex::Regex;
 use serde_json::json;
-use shortlist_contract::BackendInfo;
+use shortlist_contract::{BackendInfo, ScoreSource};
 
+use super::calibration::{best, calibrate};
 use super::reply::{ReplyProblem, interpret};
-use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
+use super::{
+    Answer, AnswerFuture, Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats,
+    Question,
+};
 use crate::prompt::Prompt;
 use crate::setting::SettingError;
 use crate::verdict::reply_schema;
-use engine::{Engine, EngineSettings};
+use engine::{Engine, EngineSettings, Request};
 
 mod engine;
 mod model_file;
@@ -81,6 +86,9 @@ pub(crate) struct LlamaJudge {
     positive_regex: Option<Regex>,
     /// Loaded on first use, with the engine that decodes every reply.
     loaded: Mutex<Option<Loaded>>,
+    /// Each fact question's content-free answer distribution (see
+    /// [`calibrate`]), keyed by fact and choices.
+    priors: Mutex<HashMap<(String, Vec<String>), Vec<f64>>>,
 }
 
 /// The model and its engine, once a profile reached the judge.
@@ -121,6 +129,7 @@ impl LlamaJudge {
             },
             positive_regex: settings.positive_regex.clone(),
             loaded: Mutex::new(None),
+            priors: Mutex::new(HashMap::new()),
         })
     }
 
@@ -219,7 +228,7 @@ impl LlamaJudge {
                 });
             }
             stats.attempts += 1;
-            let generated = loaded.engine.generate(tokens).await?;
+            let generated = loaded.engine.generate(tokens, Request::Verdict).await?;
             stats.add_usage(generated.prompt_tokens, generated.completion_tokens);
             stats.add_speed(
                 generated.prompt_tokens - generated.reused_tokens,
@@ -235,6 +244,11 @@ impl LlamaJudge {
             ) {
                 Ok(mut decision) => {
                     decision.reasons.extend(truncation_note);
+                    if let (Some(p), Some(_)) = (generated.accept_probability, decision.score) {
+                        // The model's own odds, not a number it wrote.
+                        decision.score = Some((p * 1000.0).round() / 1000.0);
+                        decision.score_source = Some(ScoreSource::TokenProbability);
+                    }
                     return Ok(decision);
                 }
                 Err(problem) if !repaired && !matches!(problem, ReplyProblem::Truncated(_)) => {
@@ -248,6 +262,138 @@ impl LlamaJudge {
             }
         }
     }
+}
+
+impl LlamaJudge {
+    /// One question, answered under a grammar of its choices.
+    async fn ask_with(
+        &self,
+        question: &Question,
+        stats: &mut JudgeStats,
+    ) -> Result<Option<Answer>, JudgeError> {
+        if self.positive_regex.is_some() {
+            // Regex mode judges plain text; it asks no questions.
+            return Ok(None);
+        }
+        let (loaded, load_ms) = self.load()?;
+        if load_ms > 0 {
+            stats.timings.push(("llm_load", load_ms));
+        }
+        let template =
+            loaded
+                .model
+                .chat_template(None)
+                .map_err(|e| JudgeError::ModelUnavailable {
+                    detail: format!(
+                        "{}: the model has no usable chat template: {e}",
+                        self.file.path.display()
+                    ),
+                })?;
+        let observed = self
+            .choice_distribution(&loaded, &template, question, &question.user, stats)
+            .await?;
+        let prior = self.prior(&loaded, &template, question, stats).await?;
+        let calibrated = calibrate(&observed, &prior);
+        let Some((index, probability)) = best(&calibrated) else {
+            return Ok(None);
+        };
+        tracing::debug!(fact = %question.fact, ?observed, ?prior, ?calibrated, "question answered");
+        Ok(Some(Answer {
+            choice: question.choices[index].clone(),
+            probability: Some(probability),
+        }))
+    }
+
+    /// The model's lean on this fact's question (its answer to the
+    /// content-free listing), measured once per fact and run.
+    async fn prior(
+        &self,
+        loaded: &Loaded,
+        template: &LlamaChatTemplate,
+        question: &Question,
+        stats: &mut JudgeStats,
+    ) -> Result<Vec<f64>, JudgeError> {
+        let key = (question.fact.clone(), question.choices.clone());
+        if let Some(prior) = self
+            .priors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(prior.clone());
+        }
+        let prior = self
+            .choice_distribution(
+                loaded,
+                template,
+                question,
+                &question.content_free_user,
+                stats,
+            )
+            .await?;
+        self.priors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, prior.clone());
+        Ok(prior)
+    }
+
+    /// Each choice's probability as the first token of the answer to
+    /// `user` (one decode step after the prompt).
+    async fn choice_distribution(
+        &self,
+        loaded: &Loaded,
+        template: &LlamaChatTemplate,
+        question: &Question,
+        user: &str,
+        stats: &mut JudgeStats,
+    ) -> Result<Vec<f64>, JudgeError> {
+        let messages = vec![
+            ("system", question.system.clone()),
+            ("user", user.to_string()),
+        ];
+        let tokens = tokenize(&loaded.model, template, &messages)?;
+        let cap = self.engine_settings.per_reply_cap as usize;
+        if tokens.len() + ANSWER_TOKENS as usize > cap {
+            return Err(JudgeError::ContextOverflow {
+                detail: format!(
+                    "the question about {:?} takes {} tokens, more than LLM_CONTEXT_SIZE={cap} allows",
+                    question.fact,
+                    tokens.len()
+                ),
+            });
+        }
+        stats.attempts += 1;
+        let request = Request::Question {
+            grammar: choices_grammar(&question.choices).into(),
+            max_tokens: ANSWER_TOKENS,
+            choices: question.choices.clone().into(),
+        };
+        let generated = loaded.engine.generate(tokens, request).await?;
+        stats.add_usage(generated.prompt_tokens, generated.completion_tokens);
+        stats.add_speed(
+            generated.prompt_tokens - generated.reused_tokens,
+            generated.prompt_eval_ms,
+            generated.completion_tokens,
+            generated.generation_ms,
+        );
+        Ok(generated
+            .choice_probabilities
+            .unwrap_or_else(|| vec![0.0; question.choices.len()]))
+    }
+}
+
+/// The tokens a question's answer is generated for: the choice is read off
+/// the first token's distribution, so one is enough.
+const ANSWER_TOKENS: u32 = 1;
+
+/// A GBNF grammar whose only sentences are the choices.
+fn choices_grammar(choices: &[String]) -> String {
+    let alternatives: Vec<String> = choices
+        .iter()
+        .map(|c| format!("\"{}\"", c.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("root ::= {}\n", alternatives.join(" | "))
 }
 
 /// The chat, formatted by the model's own template and tokenized as the
@@ -318,6 +464,14 @@ impl Judge for LlamaJudge {
             // Loading the model (once) and tokenizing block this thread
             // briefly; the decoding runs on the engine's thread.
             let outcome = self.judge_with(request, &mut stats).await;
+            (outcome, stats)
+        })
+    }
+
+    fn ask<'a>(&'a self, question: &'a Question) -> AnswerFuture<'a> {
+        Box::pin(async move {
+            let mut stats = JudgeStats::default();
+            let outcome = self.ask_with(question, &mut stats).await;
             (outcome, stats)
         })
     }

@@ -76,4 +76,74 @@ impl Sampling {
         self.choose.accept(token);
         token
     }
+
+    /// The next token, as [`Sampling::next`] picks it, and the distribution
+    /// it was picked from: the probability of every token the grammar
+    /// allows, renormalised over them (softmax of their logits). Costs the
+    /// grammar over the whole vocabulary, so it is used only where a
+    /// probability is measured (a verdict's first token, a short answer).
+    pub(super) fn next_measured(
+        &mut self,
+        ctx: &LlamaContext<'_>,
+        idx: i32,
+    ) -> (LlamaToken, Vec<(LlamaToken, f64)>) {
+        let mut candidates = ctx.token_data_array_ith(idx);
+        if let Some(grammar) = self.grammar.as_mut() {
+            candidates.apply_sampler(grammar);
+        }
+        let dist = allowed_distribution(&candidates.data);
+        candidates.apply_sampler(&mut self.choose);
+        let token = candidates
+            .selected_token()
+            .expect("greedy and dist always select a token");
+        if let Some(grammar) = self.grammar.as_mut() {
+            grammar.accept(token);
+        }
+        self.choose.accept(token);
+        (token, dist)
+    }
+}
+
+/// Softmax over the tokens with a finite logit (those a grammar allows),
+/// keeping those of any weight.
+fn allowed_distribution(data: &[LlamaTokenData]) -> Vec<(LlamaToken, f64)> {
+    let max = data
+        .iter()
+        .map(LlamaTokenData::logit)
+        .filter(|l| l.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return Vec::new();
+    }
+    let weights: Vec<(LlamaToken, f64)> = data
+        .iter()
+        .filter(|d| d.logit().is_finite())
+        .map(|d| (d.id(), f64::from(d.logit() - max).exp()))
+        .collect();
+    let total: f64 = weights.iter().map(|(_, w)| w).sum();
+    weights
+        .into_iter()
+        .map(|(t, w)| (t, w / total))
+        .filter(|(_, p)| *p > 1e-9)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_distribution_is_a_softmax_over_allowed_tokens() {
+        let data = [
+            LlamaTokenData::new(LlamaToken(1), 2.0, 0.0),
+            LlamaTokenData::new(LlamaToken(2), f32::NEG_INFINITY, 0.0),
+            LlamaTokenData::new(LlamaToken(3), 2.0 + 3f32.ln(), 0.0),
+        ];
+        let dist = allowed_distribution(&data);
+        assert_eq!(dist.len(), 2);
+        assert!((dist[0].1 - 0.25).abs() < 1e-6, "{dist:?}");
+        assert!((dist[1].1 - 0.75).abs() < 1e-6, "{dist:?}");
+        let none = [LlamaTokenData::new(LlamaToken(1), f32::NEG_INFINITY, 0.0)];
+        assert!(allowed_distribution(&none).is_empty());
+    }
 }
