@@ -103,7 +103,7 @@ pub(crate) fn threshold_svg(sweep: &Sweep) -> String {
             y(1.0),
             y(0.0),
             (bx + 4.0).min(WIDTH - RIGHT - 90.0),
-            y(1.0) + 12.0,
+            y(0.0) - 8.0,
             score_text(best.threshold)
         );
     }
