@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn best_first_unscored_last_ties_by_id() {
-        let mut l = vec![
+        let mut l = [
             listing("d", None),
             listing("c", Some(0.5)),
             listing("b", Some(0.9)),
