@@ -7,7 +7,7 @@
 //! Labels are a JSON object mapping a profile id or result file stem to
 //! `"accept"` or `"reject"` (the shape of `examples/samples/labels.json`).
 //!
-//! Besides the Markdown on stdout and the JSON `--report`, `--html` writes
+//! Besides the Markdown on stdout and the JSON `--report`, `--html` shows
 //! the same as one self-contained page ([`crate::report::html`]) with the
 //! precision/recall sweep over score thresholds ([`sweep`]), and
 //! `--fail-under` turns the eval into a gate ([`floor`]).
@@ -24,7 +24,7 @@ use shortlist_contract::{DecidedBy, Status, Verdict};
 
 use self::floor::Floor;
 use self::sweep::{Sample, Sweep};
-use crate::report::listing::Listing;
+use crate::listing::Listing;
 use crate::result_files::{self, ResultFile};
 
 /// Validated eval settings.
@@ -331,8 +331,9 @@ fn warn_unlabelled(dir: &Path, unlabelled: &[String], total: u64) {
     }
 }
 
-/// Runs the eval: reads labels and results, prints the Markdown report on
-/// stdout, writes the JSON report and the HTML page when asked.
+/// Runs the eval: reads labels and results, writes the JSON report when
+/// asked. (The HTML page is the caller's: [`crate::report`] shows what this
+/// module computes, so eval does not depend on it.)
 pub(crate) fn run(settings: &Settings) -> Result<Report, EvalError> {
     let labels = read_labels(&settings.labels)?;
     let mut runs = vec![evaluate(&settings.results, &labels)?];
@@ -366,15 +367,6 @@ pub(crate) fn run(settings: &Settings) -> Result<Report, EvalError> {
         bytes.push(b'\n');
         shortlist_contract::atomic::write_atomic(path, &bytes).map_err(|e| {
             EvalError::ReportUnwritable {
-                path: path.clone(),
-                error: e.to_string(),
-            }
-        })?;
-    }
-    if let Some(path) = &settings.html {
-        let page = crate::report::html::eval_page(&report);
-        shortlist_contract::atomic::write_atomic(path, page.as_bytes()).map_err(|e| {
-            EvalError::HtmlUnwritable {
                 path: path.clone(),
                 error: e.to_string(),
             }
@@ -421,7 +413,7 @@ pub(crate) fn markdown(report: &Report) -> String {
         r.threshold.best_point().map_or("–".into(), |b| {
             format!(
                 "{} (F1 {})",
-                crate::report::listing::score_text(b.threshold),
+                crate::listing::score_text(b.threshold),
                 pct(b.metrics.f1)
             )
         })

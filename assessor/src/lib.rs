@@ -21,6 +21,7 @@ mod cli;
 mod eval;
 mod exit;
 mod judge;
+mod listing;
 mod mode;
 mod output;
 mod process_group;

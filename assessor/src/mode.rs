@@ -13,7 +13,7 @@ use crate::exit::Exit;
 use crate::output::{print_stderr, print_stdout};
 use crate::setting::SettingError;
 use crate::shutdown::Shutdown;
-use crate::{batch, eval, process_group, shortlist, single};
+use crate::{batch, eval, process_group, report, shortlist, single};
 
 /// The mode and its settings.
 #[derive(Debug)]
@@ -192,6 +192,15 @@ async fn run_batch(
 /// logged as an error).
 fn run_eval(settings: &eval::Settings) -> Result<Exit, Error> {
     let report = eval::run(settings)?;
+    if let Some(path) = &settings.html {
+        let page = report::html::eval_page(&report);
+        shortlist_contract::atomic::write_atomic(path, page.as_bytes()).map_err(|e| {
+            eval::EvalError::HtmlUnwritable {
+                path: path.clone(),
+                error: e.to_string(),
+            }
+        })?;
+    }
     let _ = print_stdout(eval::markdown(&report).as_bytes());
     let Some(run) = report.runs.first() else {
         return Ok(Exit::Assessed);

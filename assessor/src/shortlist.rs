@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use shortlist_contract::{Status, Verdict};
 
+use crate::listing::{Listing, score_text};
 use crate::report::html;
-use crate::report::listing::{Listing, score_text};
 use crate::result_files::{self, ResultFile};
 
 /// How the shortlist is written.

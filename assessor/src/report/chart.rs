@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use super::listing::score_text;
 use crate::eval::sweep::{Point, Sweep};
+use crate::listing::score_text;
 
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 320.0;

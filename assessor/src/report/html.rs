@@ -9,8 +9,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::chart;
-use super::listing::{Listing, percent, score_text};
 use crate::eval::{Report, RunReport};
+use crate::listing::{Listing, percent, score_text};
 
 /// `text` escaped for an HTML text node or a quoted attribute value.
 pub(crate) fn escape(text: &str) -> String {

@@ -1,9 +1,7 @@
-//! Pages and tables for people, made from result files: what one result
-//! says about its listing ([`listing`]), and that rendered as a
-//! self-contained HTML page ([`html`], with [`chart`] for the eval's
-//! threshold curve). The numbers come from [`crate::eval`]; this module
-//! only shows them.
+//! Pages for people, made from result files: the listings
+//! ([`crate::listing`]) and the eval's numbers ([`crate::eval`]) rendered as
+//! self-contained HTML ([`html`], with [`chart`] for the eval's threshold
+//! curve). This module only shows; it computes nothing.
 
 pub(crate) mod chart;
 pub(crate) mod html;
-pub(crate) mod listing;

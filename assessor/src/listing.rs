@@ -1,5 +1,6 @@
-//! What a result says about its listing, for a card or a table row: id,
-//! price, place, link, first photo, score, facts and reasons. Listings are
+//! What a result says about its listing, for a card or a table row (eval's
+//! disagreements, the shortlist): id, price, place, link, first photo,
+//! score, facts and reasons. Listings are
 //! hostile input: only `http(s)` links and `http(s)` or `data:image/`
 //! photos are kept (a `javascript:` URL must never become a link or an
 //! image source), and nothing is fetched.
