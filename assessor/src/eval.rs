@@ -6,13 +6,26 @@
 //!
 //! Labels are a JSON object mapping a profile id or result file stem to
 //! `"accept"` or `"reject"` (the shape of `examples/samples/labels.json`).
+//!
+//! Besides the Markdown on stdout and the JSON `--report`, `--html` shows
+//! the same as one self-contained page ([`crate::report::html`]) with the
+//! precision/recall sweep over score thresholds ([`sweep`]), and
+//! `--fail-under` turns the eval into a gate ([`floor`]).
+
+pub(crate) mod floor;
+pub(crate) mod sweep;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use shortlist_contract::{AssessmentResult, DecidedBy, Status, Verdict};
+use shortlist_contract::{DecidedBy, Status, Verdict};
+
+use self::floor::Floor;
+use self::sweep::{Sample, Sweep};
+use crate::listing::Listing;
+use crate::result_files::{self, ResultFile};
 
 /// Validated eval settings.
 #[derive(Debug, Clone)]
@@ -21,6 +34,10 @@ pub(crate) struct Settings {
     pub(crate) results: PathBuf,
     pub(crate) against: Option<PathBuf>,
     pub(crate) report: Option<PathBuf>,
+    /// Where to write the HTML page, if anywhere.
+    pub(crate) html: Option<PathBuf>,
+    /// The least each metric of the first run may be.
+    pub(crate) fail_under: Vec<Floor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +56,8 @@ pub(crate) enum EvalError {
     },
     #[error("{}: cannot write the report: {error}", path.display())]
     ReportUnwritable { path: PathBuf, error: String },
+    #[error("{}: cannot write the HTML report (EVAL_HTML): {error}", path.display())]
+    HtmlUnwritable { path: PathBuf, error: String },
 }
 
 /// Counts with "accept" as the positive class.
@@ -99,7 +118,11 @@ pub(crate) struct Disagreement {
     pub(crate) verdict: &'static str,
     pub(crate) decided_by: Option<String>,
     pub(crate) score: Option<f64>,
+    pub(crate) score_source: Option<String>,
     pub(crate) reasons: Vec<String>,
+    /// The listing as the HTML page's card shows it.
+    #[serde(skip)]
+    pub(crate) listing: Listing,
 }
 
 /// One results directory judged against the labels.
@@ -116,6 +139,8 @@ pub(crate) struct RunReport {
     pub(crate) errors: Vec<String>,
     /// Results with no label (not scored).
     pub(crate) unlabelled: u64,
+    /// Precision and recall of "accept" at each score threshold.
+    pub(crate) threshold: Sweep,
     /// Each labelled id's verdict, for comparing runs.
     #[serde(skip)]
     verdicts: BTreeMap<String, Option<Verdict>>,
@@ -142,9 +167,6 @@ pub(crate) struct Changed {
 /// The most a labels file may hold: an id and a verdict per profile, so
 /// 32 MiB is hundreds of thousands of labels.
 const MAX_LABELS_BYTES: u64 = 32 * 1024 * 1024;
-
-// The most a result file may hold to be scored (the relay's limit too).
-use shortlist_contract::result::MAX_RESULT_BYTES;
 
 pub(crate) fn read_labels(path: &Path) -> Result<BTreeMap<String, Verdict>, EvalError> {
     let text = shortlist_contract::regular_file::read_to_string(path, MAX_LABELS_BYTES).map_err(
@@ -191,44 +213,32 @@ pub(crate) fn evaluate(
     dir: &Path,
     labels: &BTreeMap<String, Verdict>,
 ) -> Result<RunReport, EvalError> {
-    let files =
-        crate::batch::input::json_files(dir).map_err(|error| EvalError::ResultsUnreadable {
-            path: dir.to_path_buf(),
-            error,
-        })?;
+    let files = result_files::read_dir(dir).map_err(|error| EvalError::ResultsUnreadable {
+        path: dir.to_path_buf(),
+        error,
+    })?;
     // Label key → its result (by id first, then by file stem).
-    let mut found: BTreeMap<String, AssessmentResult> = BTreeMap::new();
-    let mut unlabelled = 0;
+    let mut found: BTreeMap<String, ResultFile> = BTreeMap::new();
+    let mut unlabelled: Vec<String> = Vec::new();
+    let mut total = 0u64;
     for file in files {
-        // Capped and regular files only: a FIFO named `*.json` among the
-        // results must not hang the eval.
-        let bytes = match shortlist_contract::regular_file::read(&file, MAX_RESULT_BYTES) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::warn!(file = %file.display(), %error, "cannot read; ignored");
-                continue;
-            }
-        };
-        let Ok(result) = serde_json::from_slice::<AssessmentResult>(&bytes) else {
-            tracing::warn!(file = %file.display(), "not a result; ignored");
-            continue;
-        };
-        let stem = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let key = result
+        total += 1;
+        let stem = file.stem();
+        let key = file
+            .result
             .id
             .clone()
             .filter(|id| labels.contains_key(id))
             .or_else(|| labels.contains_key(&stem).then_some(stem));
         match key {
             Some(key) => {
-                found.insert(key, result);
+                found.insert(key, file);
             }
-            None => unlabelled += 1,
+            None => unlabelled.push(file.id()),
         }
     }
+    warn_unlabelled(dir, &unlabelled, total);
+    let unlabelled = unlabelled.len() as u64;
 
     let mut report = RunReport {
         results: dir.to_path_buf(),
@@ -239,15 +249,18 @@ pub(crate) fn evaluate(
         missing: Vec::new(),
         errors: Vec::new(),
         unlabelled,
+        threshold: Sweep::default(),
         verdicts: BTreeMap::new(),
     };
+    let mut samples: Vec<Sample> = Vec::new();
     let mut by_stage: BTreeMap<String, Confusion> = BTreeMap::new();
     for (id, label) in labels {
-        let Some(result) = found.get(id) else {
+        let Some(file) = found.get(id) else {
             report.missing.push(id.clone());
             report.verdicts.insert(id.clone(), None);
             continue;
         };
+        let result = &file.result;
         let verdict = match (result.effective_status(), result.verdict) {
             (Status::Ok, Some(verdict)) => verdict,
             _ => {
@@ -258,6 +271,11 @@ pub(crate) fn evaluate(
         };
         report.verdicts.insert(id.clone(), Some(verdict));
         report.confusion.add(*label, verdict);
+        samples.push(Sample {
+            label: *label,
+            verdict,
+            score: result.score,
+        });
         let stage = result
             .decided_by
             .as_ref()
@@ -268,17 +286,21 @@ pub(crate) fn evaluate(
             .or_default()
             .add(*label, verdict);
         if verdict != *label {
+            let listing = Listing::from_result(file);
             report.disagreements.push(Disagreement {
                 id: id.clone(),
                 label: label.as_str(),
                 verdict: verdict.as_str(),
                 decided_by: Some(stage),
                 score: result.score,
+                score_source: listing.score_source.clone(),
                 reasons: result.reasons.clone().unwrap_or_default(),
+                listing,
             });
         }
     }
     report.metrics = report.confusion.metrics();
+    report.threshold = sweep::sweep(&samples);
     report.by_decided_by = by_stage
         .into_iter()
         .map(|(stage, confusion)| (stage, (confusion, confusion.metrics())))
@@ -286,8 +308,32 @@ pub(crate) fn evaluate(
     Ok(report)
 }
 
-/// Runs the eval: reads labels and results, prints the Markdown report on
-/// stdout, writes the JSON report when asked.
+/// How many results without a label make the eval say so: more than
+/// [`UNLABELLED_FEW`], or more than a tenth of the results. A few are
+/// normal (a listing added after labelling); more usually means the labels
+/// are keyed by something else than the ids (a URL, a file name).
+const UNLABELLED_FEW: usize = 2;
+
+/// Warns once when many results have no label, with the count and the
+/// first few ids so the mismatch can be seen.
+fn warn_unlabelled(dir: &Path, unlabelled: &[String], total: u64) {
+    let count = unlabelled.len() as u64;
+    if unlabelled.len() > UNLABELLED_FEW || count * 10 > total {
+        let first: Vec<&str> = unlabelled.iter().take(5).map(String::as_str).collect();
+        tracing::warn!(
+            results = %dir.display(),
+            count,
+            of = total,
+            first = %first.join(", "),
+            "{count} of {total} results have no label and are not scored (first: {})",
+            first.join(", ")
+        );
+    }
+}
+
+/// Runs the eval: reads labels and results, writes the JSON report when
+/// asked. (The HTML page is the caller's: [`crate::report`] shows what this
+/// module computes, so eval does not depend on it.)
 pub(crate) fn run(settings: &Settings) -> Result<Report, EvalError> {
     let labels = read_labels(&settings.labels)?;
     let mut runs = vec![evaluate(&settings.results, &labels)?];
@@ -362,6 +408,15 @@ pub(crate) fn markdown(report: &Report) -> String {
     }));
     out.push_str(&row("false reject / true reject", &|r| {
         format!("{} / {}", r.confusion.false_reject, r.confusion.true_reject)
+    }));
+    out.push_str(&row("best-F1 score threshold", &|r| {
+        r.threshold.best_point().map_or("–".into(), |b| {
+            format!(
+                "{} (F1 {})",
+                crate::listing::score_text(b.threshold),
+                pct(b.metrics.f1)
+            )
+        })
     }));
     out.push_str(&row("scored / errors / missing", &|r| {
         format!(

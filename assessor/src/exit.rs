@@ -31,6 +31,9 @@ pub(crate) enum Exit {
     /// within ASSESSOR_AWAIT_DELIVERY (transient: a new pod delivers again,
     /// with the same `webhook-id`).
     DeliveryUnconfirmed,
+    /// 7: `eval --fail-under`: a metric is below its floor, or cannot be
+    /// computed. The report is printed and written all the same.
+    BelowFloor,
     /// 130 / 143: stopped by SIGINT / SIGTERM (128 + the signal number, the
     /// shell's convention). A single assessment writes no result; a batch
     /// writes the results of the profiles it let finish and says how many
@@ -47,6 +50,7 @@ impl Exit {
             Exit::BackendFailed => 4,
             Exit::ResultUnwritable => 5,
             Exit::DeliveryUnconfirmed => 6,
+            Exit::BelowFloor => 7,
             Exit::Interrupted(Signal::Interrupt) => 130,
             Exit::Interrupted(Signal::Terminate) => 143,
         }

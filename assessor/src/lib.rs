@@ -5,7 +5,9 @@
 //! with every error returned up to `main` and printed there, once. `run`
 //! validates the settings ([`cli`]), picks the [`mode`], and the mode runs
 //! the assessment ([`assess`]: rules → captions → [`judge`]) for one
-//! profile ([`single`]) or many ([`batch`]), or scores results ([`eval`]).
+//! profile ([`single`]) or many ([`batch`]), scores results ([`eval`]), or
+//! lists the accepted ones ([`shortlist`]); both read results through
+//! [`result_files`] and render pages through [`report`].
 //! Exit codes ([`exit`]) tell a Job's `podFailurePolicy` permanent failures
 //! from transient ones.
 
@@ -20,13 +22,17 @@ mod eval;
 mod exit;
 mod facts;
 mod judge;
+mod listing;
 mod mode;
 mod output;
 mod process_group;
 mod prompt;
 mod refusal;
+mod report;
+mod result_files;
 mod rules;
 mod setting;
+mod shortlist;
 mod shutdown;
 mod single;
 mod verdict;
@@ -35,7 +41,7 @@ use std::process::ExitCode;
 
 use crate::exit::Exit;
 
-/// The assessor's whole life: exit code 0 to 6 (130 / 143 when stopped by
+/// The assessor's whole life: exit code 0 to 7 (130 / 143 when stopped by
 /// SIGINT / SIGTERM), with at most one error
 /// message on stderr.
 pub fn main() -> ExitCode {

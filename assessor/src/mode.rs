@@ -1,6 +1,6 @@
 //! What the assessor does with its settings, decided once at start-up:
-//! assess one profile, run a batch, score results (eval), or a batch and
-//! then its score. Each mode ends in an exit code or an error, which `main`
+//! assess one profile, run a batch, score results (eval), a batch and
+//! then its score, or list the accepted results (shortlist). Each mode ends in an exit code or an error, which `main`
 //! prints.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use crate::exit::Exit;
 use crate::output::{print_stderr, print_stdout};
 use crate::setting::SettingError;
 use crate::shutdown::Shutdown;
-use crate::{batch, eval, process_group, single};
+use crate::{batch, eval, process_group, report, shortlist, single};
 
 /// The mode and its settings.
 #[derive(Debug)]
@@ -30,6 +30,8 @@ pub(crate) enum Mode {
     },
     /// Score RESULT_DIR's verdicts against EVAL_LABELS.
     Eval(eval::Settings),
+    /// The accepted results of RESULT_DIR, best first.
+    Shortlist(shortlist::Settings),
     /// A batch, then the score of its results.
     BatchThenEval {
         assess: assess::Settings,
@@ -55,6 +57,9 @@ pub(crate) enum Error {
     /// The eval could not read its inputs or write its report (exit 2).
     #[error(transparent)]
     Eval(#[from] eval::EvalError),
+    /// The shortlist could not read its results or write its output (exit 2).
+    #[error(transparent)]
+    Shortlist(#[from] shortlist::Error),
     /// The batch had nowhere to write results (exit 5).
     #[error(transparent)]
     Batch(#[from] batch::Error),
@@ -78,7 +83,7 @@ impl From<single::Error> for Error {
 impl Error {
     pub(crate) fn exit(&self) -> Exit {
         match self {
-            Error::Setting(_) | Error::Eval(_) => Exit::Usage,
+            Error::Setting(_) | Error::Eval(_) | Error::Shortlist(_) => Exit::Usage,
             Error::Batch(_) | Error::ResultUnwritable(_) => Exit::ResultUnwritable,
             Error::DeliveryUnconfirmed(_) => Exit::DeliveryUnconfirmed,
         }
@@ -96,6 +101,11 @@ pub(crate) async fn run(mode: Mode) -> Result<Exit, Error> {
         }
         Mode::Batch { assess, batch } => run_batch(assess, &batch, &listen()).await,
         Mode::Eval(eval) => run_eval(&eval),
+        Mode::Shortlist(settings) => {
+            let count = shortlist::run(&settings)?;
+            tracing::debug!(count, "shortlist written");
+            Ok(Exit::Assessed)
+        }
         Mode::BatchThenEval {
             assess,
             batch,
@@ -108,8 +118,13 @@ pub(crate) async fn run(mode: Mode) -> Result<Exit, Error> {
             ) {
                 return Ok(exit);
             }
-            run_eval(&eval)?;
-            Ok(exit)
+            // The batch's own failure says more than the eval's floors.
+            let eval_exit = run_eval(&eval)?;
+            Ok(if exit == Exit::Assessed {
+                eval_exit
+            } else {
+                exit
+            })
         }
     }
 }
@@ -172,9 +187,31 @@ async fn run_batch(
     Ok(exit)
 }
 
-/// Scores results against labels and prints the report on stdout.
+/// Scores results against labels and prints the report on stdout; exit 7
+/// when the first run is below a `--fail-under` floor (each shortfall is
+/// logged as an error).
 fn run_eval(settings: &eval::Settings) -> Result<Exit, Error> {
     let report = eval::run(settings)?;
+    if let Some(path) = &settings.html {
+        let page = report::html::eval_page(&report);
+        shortlist_contract::atomic::write_atomic(path, page.as_bytes()).map_err(|e| {
+            eval::EvalError::HtmlUnwritable {
+                path: path.clone(),
+                error: e.to_string(),
+            }
+        })?;
+    }
     let _ = print_stdout(eval::markdown(&report).as_bytes());
-    Ok(Exit::Assessed)
+    let Some(run) = report.runs.first() else {
+        return Ok(Exit::Assessed);
+    };
+    let shortfalls = eval::floor::check(&run.metrics, &settings.fail_under);
+    for shortfall in &shortfalls {
+        tracing::error!(results = %run.results.display(), "eval: {shortfall}");
+    }
+    Ok(if shortfalls.is_empty() {
+        Exit::Assessed
+    } else {
+        Exit::BelowFloor
+    })
 }

@@ -12,7 +12,9 @@ use shortlist_contract::Verdict;
 use shortlist_shared::duration::parse_duration;
 use shortlist_shared::logging::LogFormat;
 
+use crate::eval::floor::Floor;
 use crate::judge::openai::StructuredOutput;
+use crate::shortlist;
 
 /// Which judge decides once the rules pass (`LLM_BACKEND`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,6 +67,32 @@ pub(crate) enum RunMode {
     Batch,
     /// Score RESULT_DIR's verdicts against EVAL_LABELS (after a batch when PROFILE_PATH is given).
     Eval,
+    /// List RESULT_DIR's accepted listings, best score first (SHORTLIST_FORMAT).
+    Shortlist,
+}
+
+/// How `shortlist` writes the accepted listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ShortlistFormat {
+    /// Aligned columns for a terminal: id, score, price, location, link, first reason.
+    Table,
+    /// One row per listing, quoted, with a header (formula-like cells get a leading ').
+    Csv,
+    /// One JSON object per line: id, score, score_source, price, location, url, reasons, facts, result_file.
+    Jsonl,
+    /// One self-contained HTML page of cards (photo, price, link, score, facts, reasons).
+    Html,
+}
+
+impl From<ShortlistFormat> for shortlist::Format {
+    fn from(format: ShortlistFormat) -> shortlist::Format {
+        match format {
+            ShortlistFormat::Table => shortlist::Format::Table,
+            ShortlistFormat::Csv => shortlist::Format::Csv,
+            ShortlistFormat::Jsonl => shortlist::Format::Jsonl,
+            ShortlistFormat::Html => shortlist::Format::Html,
+        }
+    }
 }
 
 /// Whether and how the profile's images are captioned.
@@ -97,6 +125,7 @@ const EXIT_CODES: &str = "Exit codes: 0 assessed (a batch: every profile got a r
 error result); 2 usage or configuration error, at start-up or refused by a server (bad API key, \
 unknown model or base URL); 3 invalid or missing profile (a batch: none could be read); 4 backend \
 failed after retries; 5 result not written; 6 delivery not confirmed (ASSESSOR_AWAIT_DELIVERY); \
+7 eval: a metric below EVAL_FAIL_UNDER; \
 130 / 143 stopped by SIGINT / SIGTERM (a batch lets \
 profiles in flight finish for ASSESSOR_DRAIN_TIMEOUT, prints its summary; run again to resume).";
 
@@ -119,6 +148,9 @@ pub(crate) struct Cli {
 
     #[command(flatten)]
     pub(crate) eval: EvalArgs,
+
+    #[command(flatten)]
+    pub(crate) shortlist: ShortlistArgs,
 
     #[command(flatten)]
     pub(crate) rules: RulesArgs,
@@ -228,6 +260,34 @@ pub(crate) struct EvalArgs {
     /// Eval: also write the report as JSON to this file.
     #[arg(long = "report", env = "EVAL_REPORT", value_name = "PATH")]
     pub(crate) report: Option<PathBuf>,
+
+    /// Eval: also write the report as one self-contained HTML page (matrix, precision/recall
+    /// against the score threshold, every disagreement as a card).
+    #[arg(long = "html", env = "EVAL_HTML", value_name = "PATH")]
+    pub(crate) html: Option<PathBuf>,
+
+    /// Eval: exit 7 when a metric of RESULT_DIR is below MIN (or cannot be computed);
+    /// METRIC is accuracy, precision, recall or f1. Repeatable; comma-separated in the variable.
+    #[arg(long = "fail-under", env = "EVAL_FAIL_UNDER", value_delimiter = ',', value_parser = parse_floor, value_name = "METRIC=MIN")]
+    pub(crate) fail_under: Vec<Floor>,
+}
+
+/// Shortlist: the accepted listings of RESULT_DIR.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Shortlist")]
+pub(crate) struct ShortlistArgs {
+    /// Shortlist: how to write the accepted listings.
+    #[arg(
+        long = "format",
+        env = "SHORTLIST_FORMAT",
+        value_enum,
+        default_value = "table"
+    )]
+    pub(crate) format: ShortlistFormat,
+
+    /// Shortlist: write to this file (atomically) instead of stdout.
+    #[arg(long = "output", env = "SHORTLIST_OUTPUT", value_name = "PATH")]
+    pub(crate) output: Option<PathBuf>,
 }
 
 /// The deterministic rules, checked before anything is asked.
@@ -535,6 +595,10 @@ fn parse_prices(value: &str) -> Result<(f64, f64), String> {
             )),
         },
     }
+}
+
+fn parse_floor(value: &str) -> Result<Floor, String> {
+    value.parse()
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {

@@ -1,12 +1,12 @@
-//! `ASSESSOR_MODE`, PROFILE_PATH and the batch and eval settings →
-//! [`batch::Settings`] and [`eval::Settings`].
+//! `ASSESSOR_MODE`, PROFILE_PATH and the batch, eval and shortlist settings →
+//! [`batch::Settings`], [`eval::Settings`] and [`shortlist::Settings`].
 
 use std::path::Path;
 
 use super::args::{Cli, JudgeKind, RunMode};
 use crate::batch::{self, input::InputFormat, shard::Shard};
-use crate::eval;
 use crate::setting::SettingError;
+use crate::{eval, shortlist};
 
 /// Batch mode's settings, or `None` for a single profile. Batch mode is
 /// `batch` given explicitly, or a PROFILE_PATH that is a directory or a
@@ -18,7 +18,7 @@ pub(super) fn batch_settings(
     let format = InputFormat::detect(profile_path);
     let format = match (cli.mode, format) {
         (Some(RunMode::Assess), _) | (None, None) => return Ok(None),
-        (Some(RunMode::Batch | RunMode::Eval), None) => {
+        (Some(RunMode::Batch | RunMode::Eval | RunMode::Shortlist), None) => {
             return Err(SettingError::Invalid {
                 variable: "PROFILE_PATH",
                 value: profile_path.display().to_string(),
@@ -128,5 +128,35 @@ pub(super) fn eval_settings(cli: &Cli) -> Result<Option<eval::Settings>, Setting
         results,
         against: cli.eval.against.clone(),
         report: cli.eval.report.clone(),
+        html: cli.eval.html.clone(),
+        fail_under: cli.eval.fail_under.clone(),
+    }))
+}
+
+/// `shortlist`'s settings: the results to list and how; `None` in any
+/// other mode.
+pub(super) fn shortlist_settings(cli: &Cli) -> Result<Option<shortlist::Settings>, SettingError> {
+    if cli.mode != Some(RunMode::Shortlist) {
+        return Ok(None);
+    }
+    let results = cli.batch.result_dir.clone().ok_or(SettingError::Missing {
+        variable: "RESULT_DIR",
+        why: "for shortlist (the directory of results to list)",
+    })?;
+    if !results.is_dir() {
+        return Err(SettingError::Invalid {
+            variable: "RESULT_DIR",
+            value: results.display().to_string(),
+            message: if results.exists() {
+                "is not a directory".into()
+            } else {
+                "no such directory".into()
+            },
+        });
+    }
+    Ok(Some(shortlist::Settings {
+        results,
+        format: cli.shortlist.format.into(),
+        output: cli.shortlist.output.clone(),
     }))
 }

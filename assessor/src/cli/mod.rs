@@ -103,6 +103,13 @@ where
 /// Validates every setting, in a fixed order (so the first problem reported
 /// is always the same one), and picks the mode.
 fn validate(cli: Cli) -> Result<Settings, Error> {
+    // A shortlist only reads results: no judge, rules or profile to check.
+    if let Some(shortlist) = batch::shortlist_settings(&cli)? {
+        return Ok(Settings {
+            log_format: cli.input.log_format,
+            mode: Mode::Shortlist(shortlist),
+        });
+    }
     let eval = batch::eval_settings(&cli)?;
     let plan = match (cli.input.profile_path.clone(), eval) {
         (Some(profile_path), eval) => Plan::Assess { profile_path, eval },
