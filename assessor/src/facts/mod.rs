@@ -246,7 +246,12 @@ impl Facts {
                     .collect(),
             );
         }
-        let mut notes: Vec<String> = findings.iter().filter_map(|f| f.note.clone()).collect();
+        // What is known is worth saying beside the judge's own reasons.
+        let mut notes: Vec<String> = passes
+            .into_iter()
+            .map(|p| format!("{p}, as the brief needs"))
+            .collect();
+        notes.extend(findings.iter().filter_map(|f| f.note.clone()));
         if !unknown.is_empty() {
             notes.push(format!("facts unknown: {}", unknown.join(", ")));
         }
@@ -468,7 +473,10 @@ mod tests {
         );
         assert_eq!(
             f.decide(&silent),
-            FactsOutcome::Undecided(vec!["facts unknown: outdoor_space".into()])
+            FactsOutcome::Undecided(vec![
+                "bedrooms = 3 (read from \"Three bed\"), as the brief needs".into(),
+                "facts unknown: outdoor_space".into()
+            ])
         );
     }
 
@@ -512,6 +520,12 @@ mod tests {
         let mut f = facts();
         f.accept_on_facts = false;
         let found = f.by_patterns(&profile("Two bed flat with a balcony.", None));
-        assert_eq!(f.decide(&found), FactsOutcome::Undecided(vec![]));
+        assert_eq!(
+            f.decide(&found),
+            FactsOutcome::Undecided(vec![
+                "bedrooms = 2 (read from \"Two bed\"), as the brief needs".into(),
+                "outdoor_space = \"balcony\" (read from \"balcony\"), as the brief needs".into()
+            ])
+        );
     }
 }
