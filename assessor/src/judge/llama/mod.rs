@@ -30,7 +30,9 @@ use super::reply::{ReplyProblem, interpret};
 use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
 use crate::prompt::Prompt;
 use crate::setting::SettingError;
-use crate::verdict::reply_schema;
+use crate::verdict::{
+    REASON_MAX_CHARS, REASONS_MAX_ITEMS, REASONS_MIN_ITEMS, SCORE_STEPS, reply_schema,
+};
 use engine::{Engine, EngineSettings};
 
 mod engine;
@@ -284,16 +286,16 @@ fn tokenize(
 ///   integers, and small models otherwise write `"score": 2`;
 /// - at most two reasons of 80 characters, so the reply fits the token limit.
 fn verdict_grammar() -> Result<String, String> {
-    let scores: Vec<serde_json::Value> = (0..=20)
+    let scores: Vec<serde_json::Value> = (0..=SCORE_STEPS)
         .map(|i| match i {
             0 => json!(0),
-            20 => json!(1),
-            i => json!((i as f64) / 20.0),
+            i if i == SCORE_STEPS => json!(1),
+            i => json!((i as f64) / SCORE_STEPS as f64),
         })
         .collect();
     let verdict = reply_schema()["properties"]["verdict"].to_string();
     let schema = format!(
-        r#"{{"type":"object","properties":{{"verdict":{verdict},"score":{{"enum":{scores}}},"reasons":{{"type":"array","items":{{"type":"string","maxLength":80}},"minItems":1,"maxItems":2}}}},"required":["verdict","score","reasons"],"additionalProperties":false}}"#,
+        r#"{{"type":"object","properties":{{"verdict":{verdict},"score":{{"enum":{scores}}},"reasons":{{"type":"array","items":{{"type":"string","maxLength":{REASON_MAX_CHARS}}},"minItems":{REASONS_MIN_ITEMS},"maxItems":{REASONS_MAX_ITEMS}}}}},"required":["verdict","score","reasons"],"additionalProperties":false}}"#,
         scores = serde_json::Value::Array(scores),
     );
     llama_cpp_2::json_schema_to_grammar(&schema)
