@@ -24,6 +24,18 @@ pub(crate) const REASONS_MAX_ITEMS: u32 = 2;
 /// apart): a free-form number lets a small model write digits forever.
 pub(crate) const SCORE_STEPS: u32 = 20;
 
+/// The scores a constrained reply may give: `0, 0.05, ..., 1`
+/// ([`SCORE_STEPS`]), as JSON numbers.
+pub(crate) fn score_steps() -> Value {
+    (0..=SCORE_STEPS)
+        .map(|i| match i {
+            0 => json!(0),
+            i if i == SCORE_STEPS => json!(1),
+            i => json!(f64::from(i) / f64::from(SCORE_STEPS)),
+        })
+        .collect()
+}
+
 /// Which JSON Schema dialect a request carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SchemaDialect {
@@ -35,8 +47,11 @@ pub(crate) enum SchemaDialect {
     Strict,
     /// `response_format: json_object` with a `schema` (llama-cpp-python,
     /// llama.cpp): every bound, `maxLength` included, which their grammar
-    /// converters enforce. (They ignore `minimum`/`maximum` on a `number`;
-    /// the score is checked locally anyway.)
+    /// converters enforce. Their converters ignore `minimum`/`maximum` on a
+    /// `number` (llama-cpp-python 0.3.36 with SmolLM2 wrote `"score": 2`),
+    /// so the score is also the in-process grammar's `enum` of
+    /// [`score_steps`], which they do enforce (an `enum` takes precedence
+    /// over `type` there).
     Full,
 }
 
@@ -48,19 +63,23 @@ pub(crate) enum SchemaDialect {
 /// Strict-mode compatible in both dialects: every property required, no
 /// additional properties.
 pub(crate) fn reply_schema_json(dialect: SchemaDialect) -> String {
-    let reason_bound = match dialect {
-        SchemaDialect::Strict => String::new(),
-        SchemaDialect::Full => format!(r#","maxLength":{REASON_MAX_CHARS}"#),
+    let (reason_bound, score_bound) = match dialect {
+        SchemaDialect::Strict => (String::new(), String::new()),
+        SchemaDialect::Full => (
+            format!(r#","maxLength":{REASON_MAX_CHARS}"#),
+            format!(r#","enum":{}"#, score_steps()),
+        ),
     };
     format!(
         concat!(
             r#"{{"type":"object","properties":{{"#,
             r#""verdict":{{"type":"string","enum":["accept","reject"]}},"#,
-            r#""score":{{"type":"number","minimum":0,"maximum":1}},"#,
+            r#""score":{{"type":"number"{score_bound},"minimum":0,"maximum":1}},"#,
             r#""reasons":{{"type":"array","items":{{"type":"string"{reason_bound}}},"minItems":{min},"maxItems":{max}}}"#,
             r#"}},"required":["verdict","score","reasons"],"additionalProperties":false}}"#
         ),
         reason_bound = reason_bound,
+        score_bound = score_bound,
         min = REASONS_MIN_ITEMS,
         max = REASONS_MAX_ITEMS,
     )
@@ -179,14 +198,31 @@ mod tests {
             assert_eq!(schema["required"], json!(["verdict", "score", "reasons"]));
             let max_length = &p["reasons"]["items"]["maxLength"];
             match dialect {
-                SchemaDialect::Strict => assert!(max_length.is_null(), "{text}"),
-                SchemaDialect::Full => assert_eq!(*max_length, REASON_MAX_CHARS),
+                SchemaDialect::Strict => {
+                    assert!(max_length.is_null(), "{text}");
+                    assert!(p["score"]["enum"].is_null(), "{text}");
+                }
+                SchemaDialect::Full => {
+                    assert_eq!(*max_length, REASON_MAX_CHARS);
+                    assert_eq!(p["score"]["enum"], score_steps());
+                }
             }
         }
         assert_eq!(
             reply_schema()["properties"]["reasons"]["items"]["maxLength"],
             REASON_MAX_CHARS
         );
+    }
+
+    #[test]
+    fn score_steps_are_the_grammar_s() {
+        let steps = score_steps();
+        let steps = steps.as_array().unwrap();
+        assert_eq!(steps.len(), 21);
+        assert_eq!(steps[0], json!(0));
+        assert_eq!(steps[1], json!(0.05));
+        assert_eq!(steps[19], json!(0.95));
+        assert_eq!(steps[20], json!(1));
     }
 
     #[test]

@@ -353,14 +353,23 @@ async fn assert_falls_back_to_json_object(first: Reply) {
         full["properties"]["reasons"]["items"]["maxLength"], 80,
         "json_object carries the reasons' length: {full}"
     );
+    assert_eq!(
+        full["properties"]["score"]["enum"].as_array().map(Vec::len),
+        Some(21),
+        "json_object carries the score's steps: {full}"
+    );
     full["properties"]["reasons"]["items"]
         .as_object_mut()
         .unwrap()
         .remove("maxLength");
+    full["properties"]["score"]
+        .as_object_mut()
+        .unwrap()
+        .remove("enum");
     assert_eq!(
         full,
         reqs[0].response_format().unwrap()["json_schema"]["schema"],
-        "the json_object fallback carries the same schema, plus maxLength (strict mode has none)"
+        "the json_object fallback carries the same schema, plus the bounds strict mode has not"
     );
     let gap = reqs[1].at - reqs[0].at;
     assert!(
@@ -1002,6 +1011,11 @@ async fn the_schema_on_the_wire_keeps_the_prompt_s_order_and_each_mode_s_bounds(
     assert_eq!(full["reasons"]["items"]["maxLength"], 80, "{full}");
     assert_eq!(full["reasons"]["maxItems"], 2, "{full}");
     assert_eq!(full["score"]["maximum"], 1, "{full}");
+    assert_eq!(
+        full["score"]["enum"].as_array().map(Vec::len),
+        Some(21),
+        "llama.cpp-family converters bound a number only by an enum: {full}"
+    );
 }
 
 const LOGPROB_REPLY: &str = r#"{"verdict": "accept", "score": 0.9, "reasons": ["garden"]}"#;

@@ -23,7 +23,6 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use regex::Regex;
-use serde_json::json;
 use shortlist_contract::BackendInfo;
 
 use super::reply::{ReplyProblem, interpret};
@@ -31,7 +30,7 @@ use super::{Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats};
 use crate::prompt::Prompt;
 use crate::setting::SettingError;
 use crate::verdict::{
-    REASON_MAX_CHARS, REASONS_MAX_ITEMS, REASONS_MIN_ITEMS, SCORE_STEPS, reply_schema,
+    REASON_MAX_CHARS, REASONS_MAX_ITEMS, REASONS_MIN_ITEMS, reply_schema, score_steps,
 };
 use engine::{Engine, EngineSettings};
 
@@ -286,17 +285,10 @@ fn tokenize(
 ///   integers, and small models otherwise write `"score": 2`;
 /// - at most two reasons of 80 characters, so the reply fits the token limit.
 fn verdict_grammar() -> Result<String, String> {
-    let scores: Vec<serde_json::Value> = (0..=SCORE_STEPS)
-        .map(|i| match i {
-            0 => json!(0),
-            i if i == SCORE_STEPS => json!(1),
-            i => json!((i as f64) / SCORE_STEPS as f64),
-        })
-        .collect();
+    let scores = score_steps();
     let verdict = reply_schema()["properties"]["verdict"].to_string();
     let schema = format!(
         r#"{{"type":"object","properties":{{"verdict":{verdict},"score":{{"enum":{scores}}},"reasons":{{"type":"array","items":{{"type":"string","maxLength":{REASON_MAX_CHARS}}},"minItems":{REASONS_MIN_ITEMS},"maxItems":{REASONS_MAX_ITEMS}}}}},"required":["verdict","score","reasons"],"additionalProperties":false}}"#,
-        scores = serde_json::Value::Array(scores),
     );
     llama_cpp_2::json_schema_to_grammar(&schema)
         .map_err(|e| format!("cannot turn the verdict schema into a grammar: {e}"))
