@@ -762,7 +762,7 @@ mod tests {
         let server = FakeOpenAi::start(vec![
             completion(r#"{"answer":"garage"}"#),
             completion("I cannot tell from this listing."),
-            completion("").clone(),
+            completion(""),
         ])
         .await;
         let judge = OpenAiJudge::new(&settings(&server, StructuredOutput::Auto)).unwrap();
