@@ -43,7 +43,11 @@ pub(crate) enum SchemaDialect {
     /// subset ("Supported schemas" in its Structured Outputs guide) has
     /// `minimum`/`maximum` and `minItems`/`maxItems` but not
     /// `minLength`/`maxLength`, so the reasons' length is not sent; a
-    /// strict-mode server refuses a schema with a keyword it does not know.
+    /// strict-mode server refuses a schema with a keyword it does not know,
+    /// and a refusal would cost OpenAI its enforced schema (the fallback,
+    /// `json_object`, only promises JSON there). llama.cpp's `llama-server`
+    /// takes `json_schema` too and so gets this subset;
+    /// `LLM_STRUCTURED_OUTPUT=json_object` gives it [`SchemaDialect::Full`].
     Strict,
     /// `response_format: json_object` with a `schema` (llama-cpp-python,
     /// llama.cpp): every bound, `maxLength` included, which their grammar
