@@ -834,6 +834,33 @@ mod tests {
     }
 
     #[test]
+    fn logprobs_refusals_are_told_from_failures() {
+        let status = |status, body: &str| {
+            CallError::Status(crate::chat_http::HttpStatusError {
+                status,
+                retry_after: None,
+                body: body.into(),
+            })
+        };
+        // llama-cpp-python's server for a model loaded with logits_all=False
+        // (seen live with 0.3.36).
+        assert!(is_logprobs_refusal(&status(
+            500,
+            r#"{"error":{"message":"logprobs is not supported for models created with logits_all=False","type":"internal_server_error"}}"#
+        )));
+        assert!(is_logprobs_refusal(&status(
+            400,
+            "Invalid parameter: 'top_logprobs'"
+        )));
+        assert!(!is_logprobs_refusal(&status(503, "logprobs: overloaded")));
+        assert!(!is_logprobs_refusal(&status(
+            400,
+            "'response_format' is not supported"
+        )));
+        assert!(!is_logprobs_refusal(&CallError::Timeout));
+    }
+
+    #[test]
     fn answers_are_read_from_json_or_bare() {
         assert_eq!(
             read_answer(r#"{"answer": "garden"}"#),
