@@ -92,6 +92,12 @@ pub(crate) struct Choice {
     pub(crate) message: Option<WireMessage>,
     #[serde(default)]
     pub(crate) finish_reason: Option<String>,
+    /// `{"content": [{"token", "logprob", "bytes", "top_logprobs"}]}` when
+    /// requested and given. Kept as a value and read leniently
+    /// ([`crate::judge::logprobs`]): a server's odd logprobs (nulls, a
+    /// missing field) cost the score its source, never the reply.
+    #[serde(default)]
+    pub(crate) logprobs: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,11 +195,15 @@ impl ChatHttp {
         })
     }
 
-    /// One chat-completions request, classified.
-    pub(crate) async fn call(&self, body: &Value) -> Result<ChatResponse, CallError> {
+    /// One chat-completions request, classified. `body` is any serializable
+    /// request (a value, or a type that writes a schema's keys in order).
+    pub(crate) async fn call<B>(&self, body: &B) -> Result<ChatResponse, CallError>
+    where
+        B: serde::Serialize + Sync + ?Sized,
+    {
         self.client
             .chat()
-            .create_byot::<&Value, ChatResponse>(body)
+            .create_byot::<&B, ChatResponse>(body)
             .await
             .map_err(classify)
     }

@@ -348,10 +348,28 @@ async fn assert_falls_back_to_json_object(first: Reply) {
     );
     assert_json_schema_format(&reqs[0]);
     assert_json_object_format(&reqs[1]);
+    let mut full = reqs[1].response_format().unwrap()["schema"].clone();
     assert_eq!(
-        reqs[1].response_format().unwrap()["schema"],
+        full["properties"]["reasons"]["items"]["maxLength"], 80,
+        "json_object carries the reasons' length: {full}"
+    );
+    assert_eq!(
+        full["properties"]["score"]["enum"].as_array().map(Vec::len),
+        Some(21),
+        "json_object carries the score's steps: {full}"
+    );
+    full["properties"]["reasons"]["items"]
+        .as_object_mut()
+        .unwrap()
+        .remove("maxLength");
+    full["properties"]["score"]
+        .as_object_mut()
+        .unwrap()
+        .remove("enum");
+    assert_eq!(
+        full,
         reqs[0].response_format().unwrap()["json_schema"]["schema"],
-        "the json_object fallback carries the same schema"
+        "the json_object fallback carries the same schema, plus the bounds strict mode has not"
     );
     let gap = reqs[1].at - reqs[0].at;
     assert!(
@@ -881,6 +899,11 @@ async fn regex_mode_accepts_on_match() {
         "no response_format in regex mode: {}",
         reqs[0].text()
     );
+    assert!(
+        reqs[0].json().get("logprobs").is_none(),
+        "no logprobs in regex mode: {}",
+        reqs[0].text()
+    );
 }
 
 #[tokio::test]
@@ -938,4 +961,129 @@ async fn a_run_without_a_brief_warns_once() {
     .await;
     out.assert_code(0);
     assert!(!out.stderr.contains("no brief given"), "{}", out.ctx());
+}
+
+// 9 -------------------------------------------------------------------------
+// The schema as sent, and the score from logprobs.
+
+/// Where each of `keys` (as `"key"`) first occurs in `text` after `from`.
+fn positions(text: &str, from: &str, keys: &[&str]) -> Vec<usize> {
+    let start = text
+        .find(from)
+        .unwrap_or_else(|| panic!("{from:?} not in {text}"));
+    keys.iter()
+        .map(|k| {
+            start
+                + text[start..]
+                    .find(&format!("\"{k}\""))
+                    .unwrap_or_else(|| panic!("{k:?} not after {from:?} in {text}"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_schema_on_the_wire_keeps_the_prompt_s_order_and_each_mode_s_bounds() {
+    let (server, out) = one_run(vec![unsupported_400()], |e| e).await;
+    assert_ok(&out, "accept", "llm");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "{}", out.ctx());
+    for (req, schema_at) in [(&reqs[0], "\"json_schema\":{"), (&reqs[1], "\"schema\":{")] {
+        // The raw body, as the server's grammar converter reads it.
+        let text = req.text();
+        let at = positions(&text, schema_at, &["verdict", "score", "reasons"]);
+        assert!(
+            at[0] < at[1] && at[1] < at[2],
+            "properties in the prompt's order: {text}"
+        );
+        assert_eq!(req.json()["logprobs"], true, "{text}");
+        assert_eq!(req.json()["top_logprobs"], 5, "{text}");
+    }
+    let strict = &reqs[0].response_format().unwrap()["json_schema"]["schema"]["properties"];
+    assert_eq!(strict["score"]["minimum"], 0, "{strict}");
+    assert_eq!(strict["score"]["maximum"], 1, "{strict}");
+    assert_eq!(strict["reasons"]["minItems"], 1, "{strict}");
+    assert_eq!(strict["reasons"]["maxItems"], 2, "{strict}");
+    assert!(
+        strict["reasons"]["items"].get("maxLength").is_none(),
+        "OpenAI's strict mode does not take maxLength: {strict}"
+    );
+    let full = &reqs[1].response_format().unwrap()["schema"]["properties"];
+    assert_eq!(full["reasons"]["items"]["maxLength"], 80, "{full}");
+    assert_eq!(full["reasons"]["maxItems"], 2, "{full}");
+    assert_eq!(full["score"]["maximum"], 1, "{full}");
+    assert_eq!(
+        full["score"]["enum"].as_array().map(Vec::len),
+        Some(21),
+        "llama.cpp-family converters bound a number only by an enum: {full}"
+    );
+}
+
+const LOGPROB_REPLY: &str = r#"{"verdict": "accept", "score": 0.9, "reasons": ["garden"]}"#;
+
+/// The reply split as a BPE tokenizer might (`"acc` + `ept`), with the
+/// model weighing `acc` 0.6, `a` 0.1 against `rej` 0.2 (and `no` 0.1, no
+/// verdict at all) at the verdict's first token.
+fn weighed_reply() -> Reply {
+    let mut tokens = tokens_at(LOGPROB_REPLY, &["{\"", "verdict", "\": \"", "acc", "ept\""]);
+    let at = tokens.iter().position(|t| t.token == "acc").unwrap();
+    tokens[at] = TokenLogprob::weighing(
+        "acc",
+        &[("acc", 0.6), ("rej", 0.2), ("a", 0.1), ("no", 0.1)],
+    );
+    completion_with_logprobs(&tokens)
+}
+
+#[tokio::test]
+async fn the_score_comes_from_logprobs_at_the_verdict_token() {
+    let (server, out) = one_run(vec![weighed_reply()], |e| e).await;
+    let r = assert_ok(&out, "accept", "llm");
+    assert_eq!(r["score_source"], "logprobs", "{}", out.ctx());
+    let score = r["score"].as_f64().unwrap();
+    assert!(
+        (score - 0.7 / 0.9).abs() < 1e-3,
+        "P(accept) = 0.7 / 0.9, not the stated 0.9: {score}"
+    );
+    assert_eq!(r["reasons"], json!(["garden"]));
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_server_ignoring_logprobs_gives_the_stated_score() {
+    let (server, out) = one_run(vec![completion(LOGPROB_REPLY)], |e| e).await;
+    let r = assert_ok(&out, "accept", "llm");
+    assert_eq!(r["score_source"], "stated", "{}", out.ctx());
+    assert_eq!(r["score"], 0.9);
+    assert_eq!(server.requests()[0].json()["logprobs"], true);
+}
+
+#[tokio::test]
+async fn a_server_refusing_logprobs_is_asked_again_without_them() {
+    let refusal = error_reply(
+        400,
+        &openai_error(
+            "Invalid parameter: 'logprobs' is not supported with this model.",
+            "invalid_request_error",
+        ),
+    );
+    // A long backoff base: dropping the parameter must not wait for it.
+    let (server, out) = one_run(vec![refusal, completion(LOGPROB_REPLY)], |e| {
+        e.set("LLM_RETRY_BASE_DELAY", "5s")
+    })
+    .await;
+    let r = assert_ok(&out, "accept", "llm");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "{}", out.ctx());
+    assert_eq!(reqs[0].json()["logprobs"], true);
+    for key in ["logprobs", "top_logprobs"] {
+        assert!(
+            reqs[1].json().get(key).is_none(),
+            "the retry drops {key}: {}",
+            reqs[1].text()
+        );
+    }
+    assert_json_schema_format(&reqs[1]);
+    assert!(reqs[1].at - reqs[0].at < Duration::from_millis(2500));
+    assert_eq!(r["attempts"], 2);
+    assert_eq!(r["score_source"], "stated", "{}", out.ctx());
+    assert_eq!(r["score"], 0.9);
 }

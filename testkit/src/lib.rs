@@ -51,8 +51,8 @@ pub use httpdate::fmt_http_date;
 pub use net::unbound_port;
 pub use notifier::Notifier;
 pub use openai::{
-    DEFAULT_CONTENT, FakeOpenAi, completion, completion_body, completion_with_finish, error_reply,
-    hang, message_text, openai_error, verdict,
+    DEFAULT_CONTENT, FakeOpenAi, TokenLogprob, completion, completion_body, completion_with_finish,
+    completion_with_logprobs, error_reply, hang, message_text, openai_error, tokens_at, verdict,
 };
 pub use process::{GUARD, Output, Process, command};
 pub use profiles::{full_profile, profile_id, simple_profile};

@@ -105,6 +105,96 @@ pub fn verdict(verdict: &str, score: f64, reason: &str) -> Reply {
     completion(&json!({"verdict": verdict, "score": score, "reasons": [reason]}).to_string())
 }
 
+/// One generated token with the alternatives the server reports for its
+/// position, as `choices[].logprobs.content[]` carries it.
+#[derive(Debug, Clone)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f64,
+    /// `(token, logprob)` of the most likely tokens at this position.
+    pub top: Vec<(String, f64)>,
+}
+
+impl TokenLogprob {
+    /// A token the model was sure of: logprob 0, itself its only alternative.
+    pub fn sure(token: &str) -> TokenLogprob {
+        TokenLogprob {
+            token: token.into(),
+            logprob: 0.0,
+            top: vec![(token.into(), 0.0)],
+        }
+    }
+
+    /// A token with these alternatives, given as probabilities; the token's
+    /// own logprob is its alternative's, if listed.
+    pub fn weighing(token: &str, alternatives: &[(&str, f64)]) -> TokenLogprob {
+        let top: Vec<(String, f64)> = alternatives
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.ln()))
+            .collect();
+        let logprob = top
+            .iter()
+            .find(|(t, _)| t == token)
+            .map(|(_, lp)| *lp)
+            .unwrap_or(-20.0);
+        TokenLogprob {
+            token: token.into(),
+            logprob,
+            top,
+        }
+    }
+
+    fn wire(&self) -> Value {
+        let entry = |token: &str, logprob: f64| json!({"token": token, "logprob": logprob, "bytes": token.as_bytes()});
+        let mut value = entry(&self.token, self.logprob);
+        value["top_logprobs"] = self
+            .top
+            .iter()
+            .map(|(t, lp)| entry(t, *lp))
+            .collect::<Vec<_>>()
+            .into();
+        value
+    }
+}
+
+/// Splits `content` into tokens at `cuts` (texts, in order, that each
+/// start a new token), every token [`TokenLogprob::sure`]. The pieces
+/// concatenate to `content`.
+pub fn tokens_at(content: &str, cuts: &[&str]) -> Vec<TokenLogprob> {
+    let mut tokens = Vec::new();
+    let mut rest = content;
+    for cut in cuts {
+        let at = rest
+            .find(cut)
+            .unwrap_or_else(|| panic!("{cut:?} is not in what is left of the content: {rest:?}"));
+        if at > 0 {
+            tokens.push(TokenLogprob::sure(&rest[..at]));
+        }
+        rest = &rest[at..];
+        let end = cut.len().min(rest.len());
+        tokens.push(TokenLogprob::sure(&rest[..end]));
+        rest = &rest[end..];
+    }
+    if !rest.is_empty() {
+        tokens.push(TokenLogprob::sure(rest));
+    }
+    tokens
+}
+
+/// A 200 completion whose content is the tokens' text, with `logprobs` in
+/// the OpenAI wire format (`{"content": [{"token", "logprob", "bytes",
+/// "top_logprobs"}], "refusal": null}`).
+pub fn completion_with_logprobs(tokens: &[TokenLogprob]) -> Reply {
+    let content: String = tokens.iter().map(|t| t.token.as_str()).collect();
+    let mut body: Value = serde_json::from_str(&completion_body(Value::String(content), "stop"))
+        .expect("a completion body is JSON");
+    body["choices"][0]["logprobs"] = json!({
+        "content": tokens.iter().map(TokenLogprob::wire).collect::<Vec<_>>(),
+        "refusal": null
+    });
+    Reply::raw(200, "application/json", &body.to_string())
+}
+
 /// An error answer: `body` is sent as is (an OpenAI error JSON, or text).
 pub fn error_reply(status: u16, body: &str) -> Reply {
     let content_type = if serde_json::from_str::<Value>(body).is_ok() {

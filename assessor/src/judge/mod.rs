@@ -23,6 +23,7 @@ pub(crate) mod command;
 pub(crate) mod fixed;
 #[cfg(feature = "llama")]
 pub(crate) mod llama;
+pub(crate) mod logprobs;
 pub(crate) mod openai;
 pub(crate) mod reply;
 

@@ -24,7 +24,6 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
 use regex::Regex;
-use serde_json::json;
 use shortlist_contract::{BackendInfo, ScoreSource};
 
 use super::calibration::{best, calibrate};
@@ -35,7 +34,9 @@ use super::{
 };
 use crate::prompt::Prompt;
 use crate::setting::SettingError;
-use crate::verdict::reply_schema;
+use crate::verdict::{
+    REASON_MAX_CHARS, REASONS_MAX_ITEMS, REASONS_MIN_ITEMS, reply_schema, score_steps,
+};
 use engine::{Engine, EngineSettings, Request};
 
 mod engine;
@@ -430,17 +431,10 @@ fn tokenize(
 ///   integers, and small models otherwise write `"score": 2`;
 /// - at most two reasons of 80 characters, so the reply fits the token limit.
 fn verdict_grammar() -> Result<String, String> {
-    let scores: Vec<serde_json::Value> = (0..=20)
-        .map(|i| match i {
-            0 => json!(0),
-            20 => json!(1),
-            i => json!((i as f64) / 20.0),
-        })
-        .collect();
+    let scores = score_steps();
     let verdict = reply_schema()["properties"]["verdict"].to_string();
     let schema = format!(
-        r#"{{"type":"object","properties":{{"verdict":{verdict},"score":{{"enum":{scores}}},"reasons":{{"type":"array","items":{{"type":"string","maxLength":80}},"minItems":1,"maxItems":2}}}},"required":["verdict","score","reasons"],"additionalProperties":false}}"#,
-        scores = serde_json::Value::Array(scores),
+        r#"{{"type":"object","properties":{{"verdict":{verdict},"score":{{"enum":{scores}}},"reasons":{{"type":"array","items":{{"type":"string","maxLength":{REASON_MAX_CHARS}}},"minItems":{REASONS_MIN_ITEMS},"maxItems":{REASONS_MAX_ITEMS}}}}},"required":["verdict","score","reasons"],"additionalProperties":false}}"#,
     );
     llama_cpp_2::json_schema_to_grammar(&schema)
         .map_err(|e| format!("cannot turn the verdict schema into a grammar: {e}"))
