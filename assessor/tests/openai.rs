@@ -1087,3 +1087,109 @@ async fn a_server_refusing_logprobs_is_asked_again_without_them() {
     assert_eq!(r["score_source"], "stated", "{}", out.ctx());
     assert_eq!(r["score"], 0.9);
 }
+
+/// An answer whose tokens weigh `alternatives` at the value's first token.
+fn answer_reply(answer: &str, first: &str, alternatives: &[(&str, f64)]) -> Reply {
+    let content = format!("{{\"answer\": \"{answer}\"}}");
+    let rest = &answer[first.len()..];
+    let mut cuts = vec!["{\"", "answer", "\": \"", first];
+    if !rest.is_empty() {
+        cuts.push(rest);
+    }
+    let mut tokens = tokens_at(&content, &cuts);
+    let at = tokens.iter().position(|t| t.token == first).unwrap();
+    tokens[at] = TokenLogprob::weighing(first, alternatives);
+    completion_with_logprobs(&tokens)
+}
+
+/// The facts stage through a server: a fact no pattern reads is asked as a
+/// constrained question, then once more about a content-free listing, and
+/// the answer is calibrated by that lean before it counts; the facts then
+/// decide, with no verdict request.
+#[tokio::test]
+async fn a_fact_is_asked_calibrated_and_decides_without_a_verdict_request() {
+    let rules = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.json"),
+    )
+    .unwrap();
+    let dir = tempdir();
+    let profile = write_json(
+        dir.path(),
+        "profile.json",
+        &json!({"text": "Two bedroom flat in Clifton, with views and parking.",
+                "metadata": {"id": "f1", "price": "£300,000", "location": "Clifton, Bristol"}}),
+    );
+    // The listing's answer leans to balcony; with no listing at all the
+    // model says "private garden" most: divided out, balcony stands.
+    let server = FakeOpenAi::start(vec![
+        answer_reply(
+            "balcony",
+            "bal",
+            &[("bal", 0.7), ("pri", 0.2), ("non", 0.1)],
+        ),
+        answer_reply(
+            "private garden",
+            "pri",
+            &[("pri", 0.6), ("bal", 0.2), ("non", 0.2)],
+        ),
+    ])
+    .await;
+    let envs = llm_env(&server, dir.path(), &profile).set("ASSESSOR_RULES", &rules);
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
+    let r = assert_ok(&out, "accept", "facts");
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "two questions, no verdict: {}", out.ctx());
+    assert!(
+        reqs[0]
+            .message("user")
+            .contains("Two bedroom flat in Clifton")
+    );
+    assert!(
+        reqs[1].message("user").contains("\nN/A\n"),
+        "{}",
+        reqs[1].text()
+    );
+    assert!(
+        reqs[0].message("user").contains("What outdoor space"),
+        "{}",
+        reqs[0].text()
+    );
+    let outdoor = &r["facts"][1];
+    assert_eq!(outdoor["value"], "balcony", "{r}");
+    assert_eq!(outdoor["source"], "model");
+    // (0.7/0.2) / (0.2/0.6 + 0.7/0.2 + 0.1/0.2) = 3.5 / 4.333...
+    let p = outdoor["probability"].as_f64().unwrap();
+    assert!((p - 3.5 / (1.0 / 3.0 + 3.5 + 0.5)).abs() < 1e-3, "{p}");
+    assert_eq!(r["attempts"], 2);
+}
+
+/// With no evidence in the listing, the calibrated answer is unsure and the
+/// fact stays unknown: the judge decides, and the answer never rejects.
+#[tokio::test]
+async fn a_lean_the_listing_did_not_cause_leaves_the_fact_unknown() {
+    let rules = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.json"),
+    )
+    .unwrap();
+    let dir = tempdir();
+    let profile = write_json(
+        dir.path(),
+        "profile.json",
+        &json!({"text": "Two bedroom flat in Clifton.",
+                "metadata": {"id": "f2", "price": "£300,000", "location": "Clifton, Bristol"}}),
+    );
+    let lean = [("non", 0.6), ("pri", 0.2), ("bal", 0.2)];
+    let server = FakeOpenAi::start(vec![
+        answer_reply("none", "non", &lean),
+        answer_reply("none", "non", &lean),
+        completion(LOGPROB_REPLY),
+    ])
+    .await;
+    let envs = llm_env(&server, dir.path(), &profile).set("ASSESSOR_RULES", &rules);
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &[]).await;
+    let r = assert_ok(&out, "accept", "llm");
+    assert_eq!(r["facts"][1]["value"], "unknown", "{r}");
+    let reasons = r["reasons"].to_string();
+    assert!(reasons.contains("facts unknown: outdoor_space"), "{r}");
+    assert_eq!(server.requests().len(), 3);
+}

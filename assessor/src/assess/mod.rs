@@ -17,7 +17,7 @@ use shortlist_contract::{AssessmentResult, DecidedBy, ErrorKind, Profile, Profil
 use self::draft::{Draft, Ending};
 use crate::caption::{self, Captioner};
 use crate::exit::Exit;
-use crate::facts::FactsOutcome;
+use crate::facts::{FactsOutcome, Priors};
 use crate::judge::{self, Judge, JudgeRequest, JudgeSettings};
 use crate::prompt::PromptBuilder;
 use crate::rules::{Rules, RulesOutcome};
@@ -51,6 +51,8 @@ pub(crate) struct Assessor {
     prompt: PromptBuilder,
     judge: Box<dyn Judge>,
     fingerprint: Option<String>,
+    /// The facts questions' content-free answers, measured once per run.
+    priors: Priors,
 }
 
 impl Assessor {
@@ -72,6 +74,7 @@ impl Assessor {
             prompt: settings.prompt,
             judge,
             fingerprint: settings.fingerprint,
+            priors: Priors::default(),
         })
     }
 
@@ -190,21 +193,24 @@ impl Assessor {
         };
         let mut asked = 0;
         for index in to_ask {
-            let question = facts.question(index, profile, &nonce);
-            let (answer, stats) = self.judge.ask(&question).await;
-            draft.attempts += stats.attempts;
-            draft.add_usage(stats.usage);
+            let (answer, costs) = facts
+                .ask(index, self.judge.as_ref(), profile, &nonce, &self.priors)
+                .await;
+            for stats in costs {
+                draft.attempts += stats.attempts;
+                draft.add_usage(stats.usage);
+            }
             match answer {
-                Ok(Some(answer)) => {
+                Ok(Some(finding)) => {
                     asked += 1;
-                    findings[index] = facts.from_answer(index, &answer, profile);
+                    findings[index] = finding;
                 }
                 // This judge does not answer questions: patterns only.
                 Ok(None) => break,
                 Err(error) => {
                     // The verdict request will meet the same server and
                     // report the error properly; no more questions.
-                    tracing::warn!(%id, fact = %question.fact, error = %error, "a fact's question failed; it stays unknown");
+                    tracing::warn!(%id, error = %error, "a fact's question failed; it stays unknown");
                     break;
                 }
             }
@@ -439,6 +445,7 @@ mod tests {
                 calls: Arc::clone(&calls),
             }),
             fingerprint: None,
+            priors: Priors::default(),
         };
         (assessor, calls)
     }

@@ -16,11 +16,17 @@
 //! A fact is never guessed: what neither a pattern nor a confident answer
 //! gives is `unknown`, and an unknown never rejects.
 
+mod calibration;
 pub(crate) mod question;
 pub(crate) mod spec;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use serde_json::Value;
 use shortlist_contract::{FactRecord, FactSource, Profile};
+
+use crate::judge::{Judge, JudgeError, JudgeStats};
 
 pub(crate) use spec::FactsError;
 use spec::{Condition, FactSpec, FactType};
@@ -100,6 +106,28 @@ pub(crate) enum FactsOutcome {
     Undecided(Vec<String>),
 }
 
+/// Each fact question's content-free answer distribution, measured once per
+/// run (see [`Facts::ask`]).
+#[derive(Debug, Default)]
+pub(crate) struct Priors(Mutex<HashMap<String, Vec<f64>>>);
+
+impl Priors {
+    fn get(&self, fact: &str) -> Option<Vec<f64>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(fact)
+            .cloned()
+    }
+
+    fn put(&self, fact: &str, prior: Vec<f64>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fact.to_string(), prior);
+    }
+}
+
 /// The declared facts of a rule set; empty: the stage is off.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Facts {
@@ -151,19 +179,57 @@ impl Facts {
             .collect()
     }
 
-    /// The question for fact `index` about this profile.
-    pub(crate) fn question(
+    /// Asks the judge fact `index`'s question about `profile`, and
+    /// calibrates the answer when the judge gives every choice's
+    /// probability: the same question about a content-free listing (asked
+    /// once per fact and run, kept in `priors`) measures what the judge
+    /// answers with no evidence, and that lean is divided out. Returns the
+    /// finding (None: this judge does not answer questions) and the cost
+    /// of every request made.
+    pub(crate) async fn ask(
         &self,
         index: usize,
+        judge: &dyn Judge,
         profile: &Profile,
         nonce: &str,
-    ) -> crate::judge::Question {
-        question::build(&self.specs[index], profile, nonce)
+        priors: &Priors,
+    ) -> (Result<Option<Finding>, JudgeError>, Vec<JudgeStats>) {
+        let spec = &self.specs[index];
+        let mut costs = Vec::new();
+        let (answer, stats) = judge.ask(&question::build(spec, profile, nonce)).await;
+        costs.push(stats);
+        let mut answer = match answer {
+            Ok(Some(answer)) => answer,
+            other => return (other.map(|_| None), costs),
+        };
+        if let Some(observed) = answer.distribution.clone() {
+            let prior = match priors.get(&spec.name) {
+                Some(prior) => Some(prior),
+                None => {
+                    let (prior, stats) = judge.ask(&question::content_free(spec, nonce)).await;
+                    costs.push(stats);
+                    let prior = prior.ok().flatten().and_then(|a| a.distribution);
+                    if let Some(prior) = &prior {
+                        priors.put(&spec.name, prior.clone());
+                    }
+                    prior
+                }
+            };
+            if let Some(prior) = prior.filter(|p| p.len() == observed.len()) {
+                let calibrated = calibration::calibrate(&observed, &prior);
+                if let Some((best, p)) = calibration::best(&calibrated) {
+                    tracing::debug!(fact = %spec.name, ?observed, ?prior, ?calibrated, "answer calibrated");
+                    answer.choice = question::choices(&spec.kind)[best].clone();
+                    answer.probability = Some(p);
+                }
+            }
+        }
+        (Ok(Some(self.answered(index, &answer, profile))), costs)
     }
 
     /// A judge's answer to fact `index`'s question, as a finding: unknown
     /// when it says so, names no allowed answer, or is not confident.
-    pub(crate) fn from_answer(
+    pub(crate) fn answered(
         &self,
         index: usize,
         answer: &crate::judge::Answer,
@@ -495,8 +561,9 @@ mod tests {
         let sure = crate::judge::Answer {
             choice: "balcony".into(),
             probability: Some(0.83),
+            distribution: None,
         };
-        let found = f.from_answer(1, &sure, &p);
+        let found = f.answered(1, &sure, &p);
         assert_eq!(found.value, FactValue::Choice("balcony".into()));
         assert_eq!(found.source, FactSource::Model);
         assert_eq!(
@@ -506,13 +573,15 @@ mod tests {
         let unsure = crate::judge::Answer {
             choice: "none".into(),
             probability: Some(0.3),
+            distribution: None,
         };
-        assert_eq!(f.from_answer(1, &unsure, &p).value, FactValue::Unknown);
+        assert_eq!(f.answered(1, &unsure, &p).value, FactValue::Unknown);
         let unknown = crate::judge::Answer {
             choice: "unknown".into(),
             probability: Some(0.9),
+            distribution: None,
         };
-        assert_eq!(f.from_answer(1, &unknown, &p).value, FactValue::Unknown);
+        assert_eq!(f.answered(1, &unknown, &p).value, FactValue::Unknown);
     }
 
     #[test]

@@ -49,19 +49,27 @@ pub(crate) fn build(spec: &FactSpec, profile: &Profile, nonce: &str) -> Question
         FactType::Integer => format!("a whole number from 0 to {MAX_MODEL_INTEGER}, or unknown"),
         _ => format!("exactly one of: {}", choices.join(", ")),
     };
-    let user = |body: &str| {
-        format!(
-            "<<<LISTING-{nonce}>>>\n{body}\n<<<END-LISTING-{nonce}>>>\n\nQuestion: {question}\nAnswer with {listed}.",
-            question = spec.question,
-        )
-    };
+    let user = format!(
+        "<<<LISTING-{nonce}>>>\n{body}\n<<<END-LISTING-{nonce}>>>\n\nQuestion: {question}\nAnswer with {listed}.",
+        question = spec.question,
+    );
     Question {
         fact: spec.name.clone(),
         system: SYSTEM.to_string(),
-        user: user(&body),
-        content_free_user: user("N/A"),
+        user,
         choices,
     }
+}
+
+/// The same question about a content-free listing ("N/A"): what the judge
+/// answers with no evidence at all, its lean, which the facts stage divides
+/// out (see [`super::calibration`]).
+pub(crate) fn content_free(spec: &FactSpec, nonce: &str) -> Question {
+    let value = serde_json::json!({"text": "N/A"});
+    let profile = Profile::from_slice(value.to_string().as_bytes(), "content-free")
+        .expect("a profile of one word is valid")
+        .0;
+    build(spec, &profile, nonce)
 }
 
 /// A judge's choice as a value of the fact (`unknown` for anything else).

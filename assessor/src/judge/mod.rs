@@ -18,7 +18,6 @@ use crate::prompt::{Prompt, PromptBuilder};
 use crate::setting::SettingError;
 
 pub(crate) mod cache;
-pub(crate) mod calibration;
 pub(crate) mod command;
 pub(crate) mod fixed;
 #[cfg(feature = "llama")]
@@ -224,11 +223,6 @@ pub(crate) struct Question {
     pub(crate) fact: String,
     pub(crate) system: String,
     pub(crate) user: String,
-    /// The same question about a content-free listing ("N/A"): what the
-    /// model answers with no evidence at all, its bias, which a judge that
-    /// sees probabilities divides out (contextual calibration, Zhao et al.
-    /// 2021, "Calibrate Before Use").
-    pub(crate) content_free_user: String,
     /// The allowed answers, as the model must write them.
     pub(crate) choices: Vec<String>,
 }
@@ -242,6 +236,9 @@ pub(crate) struct Answer {
     /// token distribution (or the server's logprobs); None when the judge
     /// cannot tell.
     pub(crate) probability: Option<f64>,
+    /// Every choice's probability, in the question's order, when the judge
+    /// can tell: what the facts stage calibrates.
+    pub(crate) distribution: Option<Vec<f64>>,
 }
 
 /// A boxed answer future; `Ok(None)`: this judge does not answer questions

@@ -514,6 +514,7 @@ impl OpenAiJudge {
             Answer {
                 choice: UNKNOWN.into(),
                 probability: None,
+                distribution: None,
             }
         };
         if completion.refusal.is_some() {
@@ -530,13 +531,28 @@ impl OpenAiJudge {
             return Ok(unknown("the answer is not one of the choices"));
         };
         let choices: Vec<&str> = question.choices.iter().map(String::as_str).collect();
-        let probability = completion.logprobs.as_deref().and_then(|tokens| {
-            let (index, lead) = logprobs::value_start(tokens, key)?;
+        let at = completion
+            .logprobs
+            .as_deref()
+            .and_then(|tokens| Some((tokens, logprobs::value_start(tokens, key)?)));
+        let probability = at.and_then(|(tokens, (index, lead))| {
             logprobs::choice_probability(&tokens[index], lead, choice, &choices)
+        });
+        // Every choice's share at the same token, for the facts stage's
+        // calibration; a token that begins several choices counts for each,
+        // so the shares are normalised.
+        let distribution = at.and_then(|(tokens, (index, lead))| {
+            let shares: Vec<f64> = choices
+                .iter()
+                .map(|c| logprobs::choice_probability(&tokens[index], lead, c, &choices))
+                .collect::<Option<_>>()?;
+            let total: f64 = shares.iter().sum();
+            (total > 0.0).then(|| shares.iter().map(|s| s / total).collect())
         });
         Ok(Answer {
             choice: choice.clone(),
             probability,
+            distribution,
         })
     }
 }
@@ -702,6 +718,16 @@ mod tests {
         assert_eq!(answer.choice, "balcony");
         let p = answer.probability.unwrap();
         assert!((p - 0.6 / 0.8).abs() < 1e-9, "{p}");
+        // Every choice's share, for the facts stage's calibration.
+        let shares = answer.distribution.unwrap();
+        let expected = [0.75, 0.0, 0.25, 0.0, 0.0];
+        assert!(
+            shares
+                .iter()
+                .zip(expected)
+                .all(|(a, b)| (a - b).abs() < 1e-9),
+            "{shares:?}"
+        );
         assert_eq!(stats.attempts, 1);
         assert_eq!(stats.usage.as_ref().unwrap().prompt_tokens, 42);
 
@@ -772,7 +798,8 @@ mod tests {
                 answer,
                 Answer {
                     choice: "unknown".into(),
-                    probability: None
+                    probability: None,
+                    distribution: None,
                 }
             );
         }

@@ -15,7 +15,6 @@
 //! - A listing longer than the context is cut to fit, with a note in the
 //!   result's `reasons`, never a crash.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -26,7 +25,6 @@ use llama_cpp_2::token::LlamaToken;
 use regex::Regex;
 use shortlist_contract::{BackendInfo, ScoreSource};
 
-use super::calibration::{best, calibrate};
 use super::reply::{ReplyProblem, interpret};
 use super::{
     Answer, AnswerFuture, Decision, Judge, JudgeError, JudgeFuture, JudgeRequest, JudgeStats,
@@ -87,9 +85,6 @@ pub(crate) struct LlamaJudge {
     positive_regex: Option<Regex>,
     /// Loaded on first use, with the engine that decodes every reply.
     loaded: Mutex<Option<Loaded>>,
-    /// Each fact question's content-free answer distribution (see
-    /// [`calibrate`]), keyed by fact and choices.
-    priors: Mutex<HashMap<(String, Vec<String>), Vec<f64>>>,
 }
 
 /// The model and its engine, once a profile reached the judge.
@@ -130,7 +125,6 @@ impl LlamaJudge {
             },
             positive_regex: settings.positive_regex.clone(),
             loaded: Mutex::new(None),
-            priors: Mutex::new(HashMap::new()),
         })
     }
 
@@ -290,68 +284,37 @@ impl LlamaJudge {
                         self.file.path.display()
                     ),
                 })?;
-        let observed = self
-            .choice_distribution(&loaded, &template, question, &question.user, stats)
+        let distribution = self
+            .choice_distribution(&loaded, &template, question, stats)
             .await?;
-        let prior = self.prior(&loaded, &template, question, stats).await?;
-        let calibrated = calibrate(&observed, &prior);
-        let Some((index, probability)) = best(&calibrated) else {
+        let best = distribution
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let Some((index, probability)) = best.filter(|(_, p)| *p > 0.0) else {
             return Ok(None);
         };
-        tracing::debug!(fact = %question.fact, ?observed, ?prior, ?calibrated, "question answered");
+        tracing::debug!(fact = %question.fact, ?distribution, "question answered");
         Ok(Some(Answer {
             choice: question.choices[index].clone(),
             probability: Some(probability),
+            distribution: Some(distribution),
         }))
     }
 
-    /// The model's lean on this fact's question (its answer to the
-    /// content-free listing), measured once per fact and run.
-    async fn prior(
-        &self,
-        loaded: &Loaded,
-        template: &LlamaChatTemplate,
-        question: &Question,
-        stats: &mut JudgeStats,
-    ) -> Result<Vec<f64>, JudgeError> {
-        let key = (question.fact.clone(), question.choices.clone());
-        if let Some(prior) = self
-            .priors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(prior.clone());
-        }
-        let prior = self
-            .choice_distribution(
-                loaded,
-                template,
-                question,
-                &question.content_free_user,
-                stats,
-            )
-            .await?;
-        self.priors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, prior.clone());
-        Ok(prior)
-    }
-
-    /// Each choice's probability as the first token of the answer to
-    /// `user` (one decode step after the prompt).
+    /// Each choice's probability as the first token of the answer (one
+    /// decode step after the prompt).
     async fn choice_distribution(
         &self,
         loaded: &Loaded,
         template: &LlamaChatTemplate,
         question: &Question,
-        user: &str,
         stats: &mut JudgeStats,
     ) -> Result<Vec<f64>, JudgeError> {
         let messages = vec![
             ("system", question.system.clone()),
-            ("user", user.to_string()),
+            ("user", question.user.clone()),
         ];
         let tokens = tokenize(&loaded.model, template, &messages)?;
         let cap = self.engine_settings.per_reply_cap as usize;
