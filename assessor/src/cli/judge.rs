@@ -239,6 +239,7 @@ pub(super) fn result_fingerprint(
         "reply_style": format!("{:?}", prompt.style),
         "max_text_chars": prompt.max_text_chars,
         "prompt_layout": crate::prompt::PROMPT_LAYOUT,
+        "facts_method": crate::facts::FACTS_METHOD,
         // Compiled rules, as written (bounds and patterns).
         "rules": format!("{rules:?}"),
         "captions": captions.map(|c| serde_json::json!({

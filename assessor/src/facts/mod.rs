@@ -31,6 +31,11 @@ use crate::judge::{Judge, JudgeError, JudgeStats};
 pub(crate) use spec::FactsError;
 use spec::{Condition, FactSpec, FactType};
 
+/// The version of how facts are asked and decided (the question's wording,
+/// calibration, the confidence bar), in every result's fingerprint: a
+/// change re-judges results decided the old way.
+pub(crate) const FACTS_METHOD: u32 = 1;
+
 /// A model's answer counts only at this probability or more (among the
 /// allowed answers, from its own token distribution); below it the fact
 /// stays unknown. An answer whose probability the judge cannot tell (a
