@@ -394,10 +394,17 @@ fn tokenize(
 ///   integers, and small models otherwise write `"score": 2`;
 /// - at most two reasons of 80 characters, so the reply fits the token limit.
 fn verdict_grammar() -> Result<String, String> {
+    // A reason is words: it starts with a letter and holds letters, digits,
+    // spaces and punctuation, up to REASON_MAX_CHARS. A small model left to
+    // itself fills a free string with "1.1.1.1" or a timestamp.
+    let rest = REASON_MAX_CHARS - 1;
+    let reason_pattern = format!("^[A-Za-z][A-Za-z0-9 ,.;:'£%()/-]{{9,{rest}}}$");
+    let reason_pattern = serde_json::to_string(&reason_pattern).expect("a string serialises");
+    let reason_pattern = reason_pattern.trim_matches('"');
     let scores = score_steps();
     let verdict = reply_schema()["properties"]["verdict"].to_string();
     let schema = format!(
-        r#"{{"type":"object","properties":{{"verdict":{verdict},"score":{{"enum":{scores}}},"reasons":{{"type":"array","items":{{"type":"string","maxLength":{REASON_MAX_CHARS}}},"minItems":{REASONS_MIN_ITEMS},"maxItems":{REASONS_MAX_ITEMS}}}}},"required":["verdict","score","reasons"],"additionalProperties":false}}"#,
+        r#"{{"type":"object","properties":{{"verdict":{verdict},"score":{{"enum":{scores}}},"reasons":{{"type":"array","items":{{"type":"string","pattern":"{reason_pattern}"}},"minItems":{REASONS_MIN_ITEMS},"maxItems":{REASONS_MAX_ITEMS}}}}},"required":["verdict","score","reasons"],"additionalProperties":false}}"#,
     );
     llama_cpp_2::json_schema_to_grammar(&schema)
         .map_err(|e| format!("cannot turn the verdict schema into a grammar: {e}"))
@@ -453,5 +460,7 @@ mod tests {
             !grammar.contains("integral-part"),
             "no free-form numbers:\n{grammar}"
         );
+        // A reason starts with a letter (no "1.1.1.1" or timestamps).
+        assert!(grammar.lines().any(|l| l.contains("[A-Za-z]")), "{grammar}");
     }
 }
