@@ -55,6 +55,7 @@ import json, pathlib, sys, collections
 labels = json.loads(pathlib.Path("examples/samples/labels.json").read_text())
 right = total = 0
 by = collections.Counter()
+sources = collections.Counter()
 bad = []
 for path in sorted(pathlib.Path(sys.argv[1]).glob("s*.json")):
     r = json.loads(path.read_text())
@@ -64,15 +65,17 @@ for path in sorted(pathlib.Path(sys.argv[1]).glob("s*.json")):
         bad.append(f"{path.stem}:{kind}")
         continue
     by[r.get("decided_by")] += 1
+    if r.get("score_source"):
+        sources[r["score_source"]] += 1
     right += r.get("verdict") == labels.get(path.stem)
 wrong = [p.stem for p in sorted(pathlib.Path(sys.argv[1]).glob("s*.json"))
          if json.loads(p.read_text()).get("verdict") != labels.get(p.stem)]
-print(f"| {sys.argv[2]} | {right}/{total} | {', '.join(f'{k} {v}' for k, v in sorted(by.items()))} | {', '.join(bad) or 'none'} | {', '.join(wrong) or '-'} |")
+print(f"| {sys.argv[2]} | {right}/{total} | {', '.join(f'{k} {v}' for k, v in sorted(by.items()))} | {', '.join(f'{k} {v}' for k, v in sorted(sources.items())) or '-'} | {', '.join(bad) or 'none'} | {', '.join(wrong) or '-'} |")
 PY
 }
 
-echo "| run | right | decided by | reply_invalid / truncated / other errors | wrong |"
-echo "|---|---:|---|---|---|"
+echo "| run | right | decided by | score source | reply_invalid / truncated / other errors | wrong |"
+echo "|---|---:|---|---|---|---|"
 run llama-facts facts LLM_BACKEND=llama LLM_MODEL_PATH="$model"
 run llama-nofacts nofacts LLM_BACKEND=llama LLM_MODEL_PATH="$model"
 
