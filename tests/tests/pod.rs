@@ -467,18 +467,15 @@ fn python3() -> PathBuf {
         .expect("python3 (the custom assessor example is Python)")
 }
 
-/// docs/deploy.md's custom assessor: examples/custom-assessor/assessor.py
-/// in place of the assessor image, as the kustomize `images:` override
-/// there puts it, run in the base Job's pod (its env, mounts, read-only
-/// root filesystem and /tmp emptyDir) beside the real relay. The keyword
-/// judge accepts the base's Redland flat (a balcony); the relay delivers it
-/// signed, the script waits for the receipt (ASSESSOR_AWAIT_DELIVERY from
-/// the base) and exits 0, and the Job completes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_custom_python_assessor_runs_in_the_base_job_and_its_verdict_is_delivered() {
-    let mut manifests = Manifests::rendered("base");
-    let secret = webhook_secret(&mut manifests);
-    let id = profile_id(&manifests);
+/// The base Job's pod with docs/deploy.md's custom assessor
+/// (examples/custom-assessor/assessor.py) in place of the assessor image,
+/// as the kustomize `images:` override there puts it; the real relay
+/// delivers to `notifier_url`. The temp dirs hold the image's entrypoint
+/// and the (unused) model volume.
+fn custom_assessor_kubelet(
+    mut manifests: Manifests,
+    notifier_url: &str,
+) -> (Kubelet, [tempfile::TempDir; 2]) {
     const IMAGE: &str = "ghcr.io/you/keyword-assessor:0.1.0";
     for container in manifests.job_mut()["spec"]["template"]["spec"]["containers"]
         .as_array_mut()
@@ -508,8 +505,6 @@ async fn a_custom_python_assessor_runs_in_the_base_job_and_its_verdict_is_delive
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&entrypoint, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-
-    let notifier = Notifier::start(vec![]).await;
     let mut kubelet = Kubelet::new(
         manifests,
         testkit::binary::assessor(),
@@ -524,8 +519,24 @@ async fn a_custom_python_assessor_runs_in_the_base_job_and_its_verdict_is_delive
         .insert("models".into(), pvc_root.path().to_path_buf());
     kubelet
         .set_env(ASSESSOR, "PYTHONDONTWRITEBYTECODE", "1")
-        .set_env(RELAY, "NOTIFIER_URL", notifier.url("/hook"))
+        .set_env(RELAY, "NOTIFIER_URL", notifier_url)
         .set_env(RELAY, "LOG_FORMAT", "json");
+    (kubelet, [image_dir, pvc_root])
+}
+
+/// docs/deploy.md's custom assessor in the base Job's pod (its env, mounts,
+/// read-only root filesystem and /tmp emptyDir) beside the real relay. The
+/// keyword judge accepts the base's Redland flat (a balcony); the relay
+/// delivers it signed, the script waits for the receipt
+/// (ASSESSOR_AWAIT_DELIVERY from the base) and exits 0, and the Job
+/// completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_python_assessor_runs_in_the_base_job_and_its_verdict_is_delivered() {
+    let mut manifests = Manifests::rendered("base");
+    let secret = webhook_secret(&mut manifests);
+    let id = profile_id(&manifests);
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _dirs) = custom_assessor_kubelet(manifests, &notifier.url("/hook"));
     let pod = kubelet.run_pod().await;
 
     assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
@@ -552,4 +563,30 @@ async fn a_custom_python_assessor_runs_in_the_base_job_and_its_verdict_is_delive
         "{}",
         pod.describe()
     );
+}
+
+/// The contract's exit codes are what the base's podFailurePolicy reads,
+/// whoever wrote the assessor: an invalid profile is exit 3 and fails the
+/// Job, with an error result and nothing delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_python_assessor_given_an_invalid_profile_fails_the_job() {
+    let mut manifests = Manifests::rendered("base");
+    webhook_secret(&mut manifests);
+    let config_map = profile_config_map(&manifests);
+    manifests.set_config_map_key(&config_map, "profile.json", "{\"text\": 42}");
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _dirs) = custom_assessor_kubelet(manifests, &notifier.url("/hook"));
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.container(ASSESSOR).exit.code, 3, "{}", pod.describe());
+    assert_eq!(
+        pod.job_action(kubelet.manifests.job()),
+        JobAction::FailJob,
+        "{}",
+        pod.describe()
+    );
+    let result = result_in(&pod, ASSESSOR, "RESULT_PATH");
+    assert_eq!(result["error"]["kind"], "profile_invalid");
+    assert!(notifier.requests().is_empty());
+    assert_clean(&pod);
 }
