@@ -16,9 +16,10 @@
 #   4. policy checks on the renders (secrets only as files, restricted
 #      securityContext, sidecar/exit settings, shard count = completions,
 #      the recommended app.kubernetes.io/* labels on every object and pod
-#      template, a NetworkPolicy for every Job's pod that denies ingress and
-#      excepts the cloud metadata address 169.254.169.254 from every ipBlock
-#      containing it, the Secret's webhook secret known to the relay as a
+#      template, a NetworkPolicy for every Job's pod that denies ingress,
+#      allows each configured LLM_BASE_URL / CAPTION_BASE_URL / NOTIFIER_URL
+#      endpoint, and excepts the cloud metadata address 169.254.169.254 from
+#      every ipBlock containing it, the Secret's webhook secret known to the relay as a
 #      placeholder, and the model volume only in deploy/storage);
 #   5. scripts/submit-listing.sh: --print of a sample listing (its objects
 #      join the schema validation below) and a run against a stand-in
@@ -225,7 +226,7 @@ done
 # --- 4. policy -----------------------------------------------------------
 step "policy checks"
 if ! "$py" - "${rendered[@]}" <<'PY'; then
-import base64, ipaddress, re, sys, yaml
+import base64, ipaddress, re, sys, urllib.parse, yaml
 
 SECRET_ENV = {"LLM_API_KEY", "OPENAI_API_KEY", "WEBHOOK_SECRET", "NOTIFIER_TOKEN", "CAPTION_API_KEY"}
 problems = []
@@ -343,6 +344,35 @@ def check_network_policies(name, docs):
                 problems.append(f"{name}: NetworkPolicy/{p['metadata']['name']}: the pod serves nothing; no ingress rules")
             if not any(peer.get("ipBlock") for rule in spec.get("egress") or [] for peer in rule.get("to", [])):
                 problems.append(f"{name}: NetworkPolicy/{p['metadata']['name']}: no ipBlock egress for the notifier")
+        # Every endpoint the containers are configured with must be allowed:
+        # a Service in the cluster (*.svc[.cluster.local], or a bare name) by
+        # a pod/namespace selector rule, anything else by an ipBlock rule,
+        # on the URL's port (for a Service, its port must equal the
+        # targetPort for this to hold, as ollama's 11434 does).
+        pod = d["spec"]["template"]["spec"]
+        egress = [r for p in mine for r in p["spec"].get("egress") or []]
+        for c in pod.get("initContainers", []) + pod.get("containers", []):
+            for e in c.get("env", []):
+                if e["name"] not in ("LLM_BASE_URL", "CAPTION_BASE_URL", "NOTIFIER_URL") or "value" not in e:
+                    continue
+                for url in filter(None, (u.strip() for u in e["value"].split(","))):
+                    parsed = urllib.parse.urlsplit(url)
+                    scheme = parsed.scheme.rsplit("+", 1)[-1]
+                    if scheme not in ("http", "https"):
+                        continue
+                    port = parsed.port or (443 if scheme == "https" else 80)
+                    host = parsed.hostname or ""
+                    in_cluster = host.endswith((".svc", ".svc.cluster.local")) or "." not in host
+                    def allows(rule):
+                        ports = [p.get("port") for p in rule.get("ports") or []]
+                        if ports and port not in ports:
+                            return False
+                        peers = rule.get("to") or []
+                        if in_cluster:
+                            return not peers or any("podSelector" in x or "namespaceSelector" in x for x in peers)
+                        return not peers or any("ipBlock" in x for x in peers)
+                    if not any(allows(r) for r in egress):
+                        problems.append(f"{name}: Job/{d['metadata']['name']}: container {c['name']}: {e['name']}={url} is not allowed by the NetworkPolicy (port {port}, {'a pod/namespace selector' if in_cluster else 'an ipBlock'} rule)")
 
 def relay_placeholders():
     text = open("relay/src/notifier/signing.rs", encoding="utf-8").read()

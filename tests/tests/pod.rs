@@ -590,3 +590,98 @@ async fn a_custom_python_assessor_given_an_invalid_profile_fails_the_job() {
     assert!(notifier.requests().is_empty());
     assert_clean(&pod);
 }
+
+/// A Python with PyYAML for scripts/submit-listing.sh: the one
+/// scripts/check-deploy.sh installs (CI runs it before the tests), else the
+/// system's.
+fn python_with_yaml() -> PathBuf {
+    let venv =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/deploy-tools/venv/bin/python");
+    let python = if venv.is_file() { venv } else { python3() };
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import yaml"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} has no PyYAML, which scripts/submit-listing.sh needs: run scripts/check-deploy.sh once (it makes .cache/deploy-tools/venv) or install python3-yaml",
+        python.display()
+    );
+    python
+}
+
+/// One Job per listing: the objects `scripts/submit-listing.sh --print`
+/// makes for a listing other than the base's, with the names the API server
+/// would give them (generateName + 5 characters), run beside the rest of
+/// the base (its Secret). The listing is what gets judged and delivered, and
+/// the Job completes: the ConfigMap's key and the Job's mount agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_submitted_as_its_own_job_is_judged_and_delivered() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let listing = root.join("examples/profiles/easton-terrace.json");
+    let listing_id = serde_json::from_slice::<Value>(&std::fs::read(&listing).unwrap()).unwrap()
+        ["metadata"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let output = std::process::Command::new("bash")
+        .arg(root.join("scripts/submit-listing.sh"))
+        .arg("--print")
+        .arg("--rendered")
+        .arg(root.join("deploy/rendered/base.yaml"))
+        .arg(&listing)
+        .env("PYTHON", python_with_yaml())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "submit-listing.sh --print: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let mut submitted = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(&printed) {
+        let mut object: Value = serde::Deserialize::deserialize(document).unwrap();
+        let generate_name = object["metadata"]["generateName"]
+            .as_str()
+            .expect("generateName, not a fixed name")
+            .to_string();
+        assert!(object["metadata"].get("name").is_none());
+        assert!(generate_name.contains(&listing_id), "{generate_name}");
+        object["metadata"]["name"] = Value::String(format!("{generate_name}xxxxx"));
+        submitted.push(object);
+    }
+    let kinds: Vec<_> = submitted.iter().map(|o| o["kind"].clone()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Job"]);
+    // The rest comes from the base, applied once: the Secret (with a real
+    // webhook secret), the ServiceAccount, the NetworkPolicy.
+    let mut base = Manifests::rendered("base");
+    let secret = webhook_secret(&mut base);
+    let mut objects: Vec<Value> = base
+        .objects
+        .into_iter()
+        .filter(|o| o["kind"] != "Job" && o["kind"] != "ConfigMap")
+        .collect();
+    objects.extend(submitted);
+    let manifests = Manifests {
+        path: base.path,
+        objects,
+    };
+
+    let judge = start_judge("accept", Duration::ZERO).await;
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
+    assert_eq!(pod.job_action(kubelet.manifests.job()), JobAction::Complete);
+    assert_clean(&pod);
+    let deliveries = notifier.requests();
+    assert_eq!(deliveries.len(), 1, "{}", pod.describe());
+    assert!(deliveries[0].signature_valid(&secret));
+    assert_eq!(
+        deliveries[0].json()["assessment"]["id"],
+        listing_id.as_str(),
+        "the submitted listing, not the base's profile, was judged"
+    );
+}
