@@ -232,6 +232,10 @@ pub enum ConfigError {
         "NOTIFIER_TOKEN (bearer) and a NOTIFIER_URL with user:pass@ (basic auth) are both set; use one"
     )]
     TwoAuths,
+    #[error(
+        "{variable} holds a published placeholder webhook secret (deploy/base's, or the Standard Webhooks example), which anyone can sign with; put a real one in the Secret, e.g. printf 'whsec_%s' \"$(head -c 32 /dev/urandom | base64)\" (the secret is not shown)"
+    )]
+    PlaceholderSecret { variable: &'static str },
     #[error("{variable}: cannot read {path}: {source}")]
     FileUnreadable {
         variable: &'static str,
@@ -348,7 +352,7 @@ impl Settings {
     fn validate(cli: Cli) -> Result<Settings, ConfigError> {
         let watch = watched(&cli)?;
         let targets = targets(&cli)?;
-        let signer = signer(&cli)?;
+        let signer = signer(&cli, &targets)?;
         let bearer = bearer(&cli)?;
         check_one_auth(&targets, bearer.is_some())?;
         check_durations(&cli)?;
@@ -450,21 +454,35 @@ fn targets(cli: &Cli) -> Result<Vec<Target>, ConfigError> {
     })
 }
 
-/// WEBHOOK_SECRET (or its file), when set.
-fn signer(cli: &Cli) -> Result<Option<Signer>, ConfigError> {
+/// WEBHOOK_SECRET (or its file), when set. A published placeholder
+/// (`PLACEHOLDER_SECRETS` in `notifier/signing.rs`) is refused when any target is
+/// HTTP, i.e. would get signatures made with it: re-applying `deploy/base`
+/// resets the Secret to its placeholder, and receivers must not be handed
+/// signatures anyone can forge. With only `stdout:` and `file://` targets
+/// (the base as shipped) nothing is signed, so the placeholder is harmless.
+fn signer(cli: &Cli, targets: &[Target]) -> Result<Option<Signer>, ConfigError> {
     let secret = read_secret(
         cli.webhook_secret.as_deref(),
         cli.webhook_secret_file.as_ref(),
         "WEBHOOK_SECRET_FILE",
     )?;
-    secret
-        .map(|secret| {
-            Signer::parse(secret.expose()).map_err(|e| ConfigError::InvalidSecret {
-                variable: "WEBHOOK_SECRET",
-                message: e.to_string(),
-            })
-        })
-        .transpose()
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    let signer = Signer::parse(secret.expose()).map_err(|e| ConfigError::InvalidSecret {
+        variable: "WEBHOOK_SECRET",
+        message: e.to_string(),
+    })?;
+    if signer.is_placeholder() && targets.iter().any(Target::is_http) {
+        // The file wins when both are set (shortlist_shared::secret).
+        let variable = if cli.webhook_secret_file.is_some() {
+            "WEBHOOK_SECRET_FILE"
+        } else {
+            "WEBHOOK_SECRET"
+        };
+        return Err(ConfigError::PlaceholderSecret { variable });
+    }
+    Ok(Some(signer))
 }
 
 /// NOTIFIER_TOKEN (or its file), when set: checked to be sendable.

@@ -102,6 +102,21 @@ impl Manifests {
         data
     }
 
+    /// Replaces one key of a Secret, as a deployment replaces the base's
+    /// placeholders with its own secrets.
+    pub fn set_secret_key(&mut self, name: &str, key: &str, value: &str) {
+        let object = self
+            .objects
+            .iter_mut()
+            .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no Secret {name}"));
+        if let Some(data) = object["stringData"].as_object_mut() {
+            data.remove(key);
+        }
+        object["data"][key] =
+            Value::String(base64::engine::general_purpose::STANDARD.encode(value));
+    }
+
     /// Replaces one key of a ConfigMap (e.g. the profile under test).
     pub fn set_config_map_key(&mut self, name: &str, key: &str, value: &str) {
         let object = self

@@ -16,8 +16,10 @@ use testkit::{FakeOpenAi, Notifier, unbound_port, verdict};
 const ASSESSOR: &str = "assessor";
 const RELAY: &str = "relay";
 
-/// The webhook secret the rendered Secret holds (what the relay signs with).
-fn webhook_secret(manifests: &Manifests) -> String {
+/// Replaces the rendered Secret's webhook secret (a published placeholder,
+/// which the relay refuses for HTTP targets) with a random one, as a real
+/// deployment does, and returns it: what the relay signs with.
+fn webhook_secret(manifests: &mut Manifests) -> String {
     let job = manifests.job();
     let volumes = job["spec"]["template"]["spec"]["volumes"]
         .as_array()
@@ -25,13 +27,16 @@ fn webhook_secret(manifests: &Manifests) -> String {
     let secret_name = volumes
         .iter()
         .find_map(|v| v["secret"]["secretName"].as_str())
-        .expect("the Job mounts a Secret");
-    let data = manifests.secret(secret_name);
-    let (_, value) = data
+        .expect("the Job mounts a Secret")
+        .to_string();
+    let data = manifests.secret(&secret_name);
+    let (key, _) = data
         .iter()
         .find(|(k, _)| k.contains("webhook"))
         .expect("the Secret has a webhook secret");
-    String::from_utf8(value.clone()).unwrap().trim().to_string()
+    let secret = testkit::random_secret();
+    manifests.set_secret_key(&secret_name, &key.clone(), &secret);
+    secret
 }
 
 /// An OpenAI-compatible judge that judges every listing `verdict_of_all`,
@@ -124,8 +129,8 @@ fn result_in(pod: &PodRun, container: &str, variable: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_profile_is_delivered_once_signed_and_the_pod_succeeds() {
-    let manifests = Manifests::rendered("base");
-    let secret = webhook_secret(&manifests);
+    let mut manifests = Manifests::rendered("base");
+    let secret = webhook_secret(&mut manifests);
     let id = profile_id(&manifests);
     let judge = start_judge("accept", Duration::ZERO).await;
     let notifier = Notifier::start(vec![]).await;
@@ -170,8 +175,8 @@ async fn an_accepted_profile_is_delivered_once_signed_and_the_pod_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_profile_is_not_delivered_and_the_pod_succeeds() {
-    let manifests = Manifests::rendered("base");
-    let _secret = webhook_secret(&manifests);
+    let mut manifests = Manifests::rendered("base");
+    let _secret = webhook_secret(&mut manifests);
     let judge = start_judge("reject", Duration::ZERO).await;
     let notifier = Notifier::start(vec![]).await;
     let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
@@ -191,7 +196,7 @@ async fn an_invalid_profile_exits_3_and_the_policy_fails_the_job() {
     let mut manifests = Manifests::rendered("base");
     let config_map = profile_config_map(&manifests);
     manifests.set_config_map_key(&config_map, "profile.json", "{\"text\": 42}");
-    let _secret = webhook_secret(&manifests);
+    let _secret = webhook_secret(&mut manifests);
     let judge = start_judge("accept", Duration::ZERO).await;
     let notifier = Notifier::start(vec![]).await;
     let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
@@ -214,8 +219,8 @@ async fn an_invalid_profile_exits_3_and_the_policy_fails_the_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_assessor_killed_mid_judgement_fails_the_pod_for_a_retry_and_the_relay_does_not_hang() {
-    let manifests = Manifests::rendered("base");
-    let _secret = webhook_secret(&manifests);
+    let mut manifests = Manifests::rendered("base");
+    let _secret = webhook_secret(&mut manifests);
     let judge = start_judge("accept", Duration::from_secs(60)).await;
     let notifier = Notifier::start(vec![]).await;
     let (mut kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
@@ -255,8 +260,8 @@ async fn an_assessor_killed_mid_judgement_fails_the_pod_for_a_retry_and_the_rela
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notifier_down_during_the_run_still_gets_the_delivery_before_the_pod_succeeds() {
-    let manifests = Manifests::rendered("base");
-    let secret = webhook_secret(&manifests);
+    let mut manifests = Manifests::rendered("base");
+    let secret = webhook_secret(&mut manifests);
     let judge = start_judge("accept", Duration::ZERO).await;
     // Deliberately down at first: nothing listens on the port for 2 s.
     let port = unbound_port();
@@ -291,7 +296,8 @@ async fn a_notifier_down_during_the_run_still_gets_the_delivery_before_the_pod_s
 /// sees one listing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unconfirmed_delivery_fails_the_pod_for_a_retry_that_delivers_with_the_same_id() {
-    let manifests = Manifests::rendered("base");
+    let mut manifests = Manifests::rendered("base");
+    webhook_secret(&mut manifests);
     let judge = start_judge("accept", Duration::ZERO).await;
     let notifier = Notifier::start(vec![]).await;
     notifier.set_default(testkit::Reply::status(503));
@@ -332,7 +338,7 @@ async fn an_unconfirmed_delivery_fails_the_pod_for_a_retry_that_delivers_with_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_classic_overlay_pair_completes_on_its_own() {
-    let manifests = Manifests::rendered("classic");
+    let mut manifests = Manifests::rendered("classic");
     let pod_spec = manifests.job()["spec"]["template"]["spec"].clone();
     assert!(
         pod_spec["initContainers"]
@@ -340,7 +346,7 @@ async fn the_classic_overlay_pair_completes_on_its_own() {
             .is_none_or(|c| c.iter().all(|c| c["restartPolicy"] != "Always")),
         "classic has no native sidecar"
     );
-    let secret = webhook_secret(&manifests);
+    let secret = webhook_secret(&mut manifests);
     let judge = start_judge("accept", Duration::ZERO).await;
     let notifier = Notifier::start(vec![]).await;
     let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
@@ -362,7 +368,7 @@ async fn the_classic_overlay_pair_completes_on_its_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_overlay_indexes_judge_disjoint_shares_that_cover_every_profile() {
-    let manifests = Manifests::rendered("batch");
+    let mut manifests = Manifests::rendered("batch");
     let job = manifests.job().clone();
     assert_eq!(job["spec"]["completionMode"], "Indexed");
     let completions = job["spec"]["completions"].as_u64().unwrap() as u32;
@@ -387,7 +393,7 @@ async fn batch_overlay_indexes_judge_disjoint_shares_that_cover_every_profile() 
         .collect();
     assert_eq!(all_ids.len(), lines.len(), "ids are distinct");
 
-    let secret = webhook_secret(&manifests);
+    let secret = webhook_secret(&mut manifests);
     let judge = start_judge("accept", Duration::ZERO).await;
     let mut seen = BTreeSet::new();
     let mut judged_total = 0;
@@ -441,4 +447,241 @@ async fn batch_overlay_indexes_judge_disjoint_shares_that_cover_every_profile() 
         "together the indexes judged every profile once"
     );
     assert_eq!(judged_total, all_ids.len());
+}
+
+/// A Python interpreter the kubelet can start with a cleared environment
+/// (so not a pyenv shim, which needs its own variables).
+fn python3() -> PathBuf {
+    let candidates = ["/usr/bin/python3", "/usr/local/bin/python3"]
+        .into_iter()
+        .map(PathBuf::from);
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|dir| !dir.to_string_lossy().contains("shims"))
+        .map(|dir| dir.join("python3"));
+    candidates
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .expect("python3 (the custom assessor example is Python)")
+}
+
+/// The base Job's pod with docs/deploy.md's custom assessor
+/// (examples/custom-assessor/assessor.py) in place of the assessor image,
+/// as the kustomize `images:` override there puts it; the real relay
+/// delivers to `notifier_url`. The temp dirs hold the image's entrypoint
+/// and the (unused) model volume.
+fn custom_assessor_kubelet(
+    mut manifests: Manifests,
+    notifier_url: &str,
+) -> (Kubelet, [tempfile::TempDir; 2]) {
+    const IMAGE: &str = "ghcr.io/you/keyword-assessor:0.1.0";
+    for container in manifests.job_mut()["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+    {
+        if container["name"] == ASSESSOR {
+            container["image"] = Value::String(IMAGE.into());
+        }
+    }
+    // The image's ENTRYPOINT, `python3 /app/assessor.py`, as a wrapper.
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/custom-assessor/assessor.py")
+        .canonicalize()
+        .unwrap();
+    let image_dir = tempfile::tempdir().unwrap();
+    let entrypoint = image_dir.path().join("entrypoint");
+    std::fs::write(
+        &entrypoint,
+        format!(
+            "#!/bin/sh\nexec '{}' '{}' \"$@\"\n",
+            python3().display(),
+            script.display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&entrypoint, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut kubelet = Kubelet::new(
+        manifests,
+        testkit::binary::assessor(),
+        testkit::binary::relay(),
+    );
+    kubelet
+        .binaries
+        .insert(0, ("keyword-assessor".into(), entrypoint));
+    let pvc_root = tempfile::tempdir().unwrap();
+    kubelet
+        .host_volumes
+        .insert("models".into(), pvc_root.path().to_path_buf());
+    kubelet
+        .set_env(ASSESSOR, "PYTHONDONTWRITEBYTECODE", "1")
+        .set_env(RELAY, "NOTIFIER_URL", notifier_url)
+        .set_env(RELAY, "LOG_FORMAT", "json");
+    (kubelet, [image_dir, pvc_root])
+}
+
+/// docs/deploy.md's custom assessor in the base Job's pod (its env, mounts,
+/// read-only root filesystem and /tmp emptyDir) beside the real relay. The
+/// keyword judge accepts the base's Redland flat (a balcony); the relay
+/// delivers it signed, the script waits for the receipt
+/// (ASSESSOR_AWAIT_DELIVERY from the base) and exits 0, and the Job
+/// completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_python_assessor_runs_in_the_base_job_and_its_verdict_is_delivered() {
+    let mut manifests = Manifests::rendered("base");
+    let secret = webhook_secret(&mut manifests);
+    let id = profile_id(&manifests);
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _dirs) = custom_assessor_kubelet(manifests, &notifier.url("/hook"));
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
+    assert_eq!(pod.job_action(kubelet.manifests.job()), JobAction::Complete);
+    assert_clean(&pod);
+    let deliveries = notifier.requests();
+    assert_eq!(deliveries.len(), 1, "{}", pod.describe());
+    let delivery = &deliveries[0];
+    assert!(delivery.signature_valid(&secret), "{}", delivery.describe());
+    let assessment = &delivery.json()["assessment"];
+    assert_eq!(assessment["verdict"], "accept", "{}", delivery.describe());
+    assert_eq!(assessment["id"], id.as_str());
+    let result = result_in(&pod, ASSESSOR, "RESULT_PATH");
+    assert_eq!(result["decided_by"], "keywords");
+    assert_eq!(result["assessor"]["name"], "keyword-assessor");
+    // It waited for the relay's receipt before exiting 0.
+    let receipt = testkit::receipt_of(&pod.volume("results").join("result.json"))
+        .unwrap_or_else(|| panic!("no receipt\n{}", pod.describe()));
+    assert_eq!(receipt["outcome"], "delivered", "{}", pod.describe());
+    assert!(
+        pod.container(ASSESSOR)
+            .stderr
+            .contains("delivery confirmed"),
+        "{}",
+        pod.describe()
+    );
+}
+
+/// The contract's exit codes are what the base's podFailurePolicy reads,
+/// whoever wrote the assessor: an invalid profile is exit 3 and fails the
+/// Job, with an error result and nothing delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_python_assessor_given_an_invalid_profile_fails_the_job() {
+    let mut manifests = Manifests::rendered("base");
+    webhook_secret(&mut manifests);
+    let config_map = profile_config_map(&manifests);
+    manifests.set_config_map_key(&config_map, "profile.json", "{\"text\": 42}");
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _dirs) = custom_assessor_kubelet(manifests, &notifier.url("/hook"));
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.container(ASSESSOR).exit.code, 3, "{}", pod.describe());
+    assert_eq!(
+        pod.job_action(kubelet.manifests.job()),
+        JobAction::FailJob,
+        "{}",
+        pod.describe()
+    );
+    let result = result_in(&pod, ASSESSOR, "RESULT_PATH");
+    assert_eq!(result["error"]["kind"], "profile_invalid");
+    assert!(notifier.requests().is_empty());
+    assert_clean(&pod);
+}
+
+/// A Python with PyYAML for scripts/submit-listing.sh: the one
+/// scripts/check-deploy.sh installs (CI runs it before the tests), else the
+/// system's.
+fn python_with_yaml() -> PathBuf {
+    let venv =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/deploy-tools/venv/bin/python");
+    let python = if venv.is_file() { venv } else { python3() };
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import yaml"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} has no PyYAML, which scripts/submit-listing.sh needs: run scripts/check-deploy.sh once (it makes .cache/deploy-tools/venv) or install python3-yaml",
+        python.display()
+    );
+    python
+}
+
+/// One Job per listing: the objects `scripts/submit-listing.sh --print`
+/// makes for a listing other than the base's, with the names the API server
+/// would give them (generateName + 5 characters), run beside the rest of
+/// the base (its Secret). The listing is what gets judged and delivered, and
+/// the Job completes: the ConfigMap's key and the Job's mount agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_submitted_as_its_own_job_is_judged_and_delivered() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let listing = root.join("examples/profiles/easton-terrace.json");
+    let listing_id = serde_json::from_slice::<Value>(&std::fs::read(&listing).unwrap()).unwrap()
+        ["metadata"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let output = std::process::Command::new("bash")
+        .arg(root.join("scripts/submit-listing.sh"))
+        .arg("--print")
+        .arg("--rendered")
+        .arg(root.join("deploy/rendered/base.yaml"))
+        .arg(&listing)
+        .env("PYTHON", python_with_yaml())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "submit-listing.sh --print: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let mut submitted = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(&printed) {
+        let mut object: Value = serde::Deserialize::deserialize(document).unwrap();
+        let generate_name = object["metadata"]["generateName"]
+            .as_str()
+            .expect("generateName, not a fixed name")
+            .to_string();
+        assert!(object["metadata"].get("name").is_none());
+        assert!(generate_name.contains(&listing_id), "{generate_name}");
+        object["metadata"]["name"] = Value::String(format!("{generate_name}xxxxx"));
+        submitted.push(object);
+    }
+    let kinds: Vec<_> = submitted.iter().map(|o| o["kind"].clone()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Job"]);
+    // The rest comes from the base, applied once: the Secret (with a real
+    // webhook secret), the ServiceAccount, the NetworkPolicy.
+    let mut base = Manifests::rendered("base");
+    let secret = webhook_secret(&mut base);
+    let mut objects: Vec<Value> = base
+        .objects
+        .into_iter()
+        .filter(|o| o["kind"] != "Job" && o["kind"] != "ConfigMap")
+        .collect();
+    objects.extend(submitted);
+    let manifests = Manifests {
+        path: base.path,
+        objects,
+    };
+
+    let judge = start_judge("accept", Duration::ZERO).await;
+    let notifier = Notifier::start(vec![]).await;
+    let (kubelet, _pvc) = kubelet(manifests, &judge, &notifier.url("/hook"));
+    let pod = kubelet.run_pod().await;
+
+    assert_eq!(pod.phase, Phase::Succeeded, "{}", pod.describe());
+    assert_eq!(pod.job_action(kubelet.manifests.job()), JobAction::Complete);
+    assert_clean(&pod);
+    let deliveries = notifier.requests();
+    assert_eq!(deliveries.len(), 1, "{}", pod.describe());
+    assert!(deliveries[0].signature_valid(&secret));
+    assert_eq!(
+        deliveries[0].json()["assessment"]["id"],
+        listing_id.as_str(),
+        "the submitted listing, not the base's profile, was judged"
+    );
 }

@@ -17,6 +17,20 @@ use sha2::Sha256;
 /// The prefix Standard Webhooks libraries put in front of a secret.
 const SECRET_PREFIX: &str = "whsec_";
 
+/// Secrets that are published, so anyone could sign with them: the
+/// placeholder `deploy/base` ships in its Secret (the key is the 32 ASCII
+/// bytes "shortlist-placeholder-not-secret"), and the example secret of the
+/// Standard Webhooks specification and its libraries' READMEs. Re-applying
+/// the base resets a real Secret to the first; a relay that signed with it
+/// would hand receivers signatures anyone can forge. `scripts/check-deploy.sh`
+/// fails when a rendered Secret holds a webhook secret missing from this
+/// list, so this stays the one place to look. Compared by key bytes, so the
+/// `whsec_` prefix, padding and whitespace do not matter.
+pub(crate) const PLACEHOLDER_SECRETS: &[&str] = &[
+    "whsec_c2hvcnRsaXN0LXBsYWNlaG9sZGVyLW5vdC1zZWNyZXQ=",
+    "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+];
+
 /// Decodes standard-alphabet base64 with or without padding: secrets get
 /// copied through YAML and shell variables, and a lost `=` is not worth a
 /// refusal when the key bytes are unambiguous.
@@ -49,6 +63,8 @@ pub(crate) enum SignerError {
 pub(crate) struct Signer {
     /// Keyed once at parse time; cloned per signature.
     mac: Hmac<Sha256>,
+    /// The key is one of [`PLACEHOLDER_SECRETS`].
+    placeholder: bool,
 }
 
 /// Never prints the key: signers end up in config structs that get logged.
@@ -62,27 +78,20 @@ impl Signer {
     /// Reads a secret: `whsec_<base64>` or plain `<base64>`; surrounding
     /// whitespace (a trailing newline from a mounted secret file) is ignored.
     pub(crate) fn parse(secret: &str) -> Result<Signer, SignerError> {
-        let secret = secret.trim();
-        let (encoded, form) = match secret.strip_prefix(SECRET_PREFIX) {
-            Some(rest) => (rest, "(after the whsec_ prefix)"),
-            None => (secret, "(without a whsec_ prefix)"),
-        };
-        if encoded.is_empty() {
-            return Err(SignerError::Empty);
-        }
-        let key = LENIENT_BASE64
-            .decode(encoded)
-            .map_err(|e| SignerError::InvalidBase64 {
-                form,
-                problem: describe_decode_error(&e),
-            })?;
-        if key.is_empty() {
-            return Err(SignerError::Empty);
-        }
+        let key = decode_key(secret)?;
+        let placeholder = PLACEHOLDER_SECRETS
+            .iter()
+            .any(|known| decode_key(known).is_ok_and(|k| k == key));
         // HMAC takes keys of any length, so this cannot fail; mapping the
         // error keeps the function free of panics all the same.
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(|_| SignerError::Empty)?;
-        Ok(Signer { mac })
+        Ok(Signer { mac, placeholder })
+    }
+
+    /// Whether the key is a published placeholder ([`PLACEHOLDER_SECRETS`]):
+    /// signatures made with it prove nothing.
+    pub(crate) fn is_placeholder(&self) -> bool {
+        self.placeholder
     }
 
     /// The `webhook-signature` header value for one delivery:
@@ -99,6 +108,29 @@ impl Signer {
         mac.update(body);
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
     }
+}
+
+/// The key bytes of `whsec_<base64>` or plain `<base64>`, surrounding
+/// whitespace ignored.
+fn decode_key(secret: &str) -> Result<Vec<u8>, SignerError> {
+    let secret = secret.trim();
+    let (encoded, form) = match secret.strip_prefix(SECRET_PREFIX) {
+        Some(rest) => (rest, "(after the whsec_ prefix)"),
+        None => (secret, "(without a whsec_ prefix)"),
+    };
+    if encoded.is_empty() {
+        return Err(SignerError::Empty);
+    }
+    let key = LENIENT_BASE64
+        .decode(encoded)
+        .map_err(|e| SignerError::InvalidBase64 {
+            form,
+            problem: describe_decode_error(&e),
+        })?;
+    if key.is_empty() {
+        return Err(SignerError::Empty);
+    }
+    Ok(key)
 }
 
 /// The base64 error without the byte it tripped on: that byte is part of
@@ -189,6 +221,22 @@ mod tests {
         assert!(err.contains("after the whsec_ prefix"), "{err}");
         assert_eq!(Signer::parse("  ").unwrap_err(), SignerError::Empty);
         assert_eq!(Signer::parse("whsec_").unwrap_err(), SignerError::Empty);
+    }
+
+    #[test]
+    fn placeholders_are_known_by_their_key_bytes() {
+        for secret in PLACEHOLDER_SECRETS {
+            assert!(Signer::parse(secret).unwrap().is_placeholder(), "{secret}");
+        }
+        // The same key without the prefix, without padding, with a newline.
+        for secret in [
+            "c2hvcnRsaXN0LXBsYWNlaG9sZGVyLW5vdC1zZWNyZXQ",
+            "whsec_c2hvcnRsaXN0LXBsYWNlaG9sZGVyLW5vdC1zZWNyZXQ=\n",
+        ] {
+            assert!(Signer::parse(secret).unwrap().is_placeholder(), "{secret}");
+        }
+        let real = format!("whsec_{}", STANDARD.encode([7u8; 32]));
+        assert!(!Signer::parse(&real).unwrap().is_placeholder());
     }
 
     #[test]
