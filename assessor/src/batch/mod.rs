@@ -344,7 +344,7 @@ fn count_entries(batch: &Settings) -> Option<u64> {
         return None;
     }
     match batch.format {
-        InputFormat::Directory => input::json_files(&batch.input)
+        InputFormat::Directory => input::profile_files(&batch.input)
             .ok()
             .map(|files| files.len() as u64),
         InputFormat::Jsonl => {

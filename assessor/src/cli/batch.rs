@@ -23,7 +23,7 @@ pub(super) fn batch_settings(
                 variable: "PROFILE_PATH",
                 value: profile_path.display().to_string(),
                 message: if profile_path.exists() {
-                    "batch mode reads a directory of *.json profiles or a .jsonl file".into()
+                    "batch mode reads a directory of profiles (*.json, *.txt, *.md) or a .jsonl file".into()
                 } else {
                     "no such directory or file".into()
                 },
