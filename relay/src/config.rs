@@ -673,7 +673,7 @@ mod tests {
         }
         let readme = include_str!("../../README.md");
         let section = readme
-            .split("Relay exit codes:")
+            .split("Relay exit codes")
             .nth(1)
             .expect("the README's relay exit codes");
         for exit in all {
