@@ -388,6 +388,10 @@ async fn a_profile_word_runs_a_batch_of_a_directory() {
     )
     .await;
     out.assert_no_panic().assert_code(0);
+    // --text is for one profile: a batch reads text files by their names.
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["--text", "listings"]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(out.stderr.contains("PROFILE_TEXT"), "{}", out.ctx());
 }
 
 #[tokio::test]
