@@ -74,9 +74,12 @@ pub fn explain_clap_error_in(
         .get(ContextKind::InvalidValue)
         .map(|v| v.to_string())
         .unwrap_or_default();
+    let short = arg.get_short();
     let typed = args.iter().skip(1).any(|a| {
         let a = a.to_string_lossy();
-        a == format!("--{long}") || a.starts_with(&format!("--{long}="))
+        a == format!("--{long}")
+            || a.starts_with(&format!("--{long}="))
+            || short.is_some_and(|c| !a.starts_with("--") && a.starts_with(&format!("-{c}")))
     });
     let reason = std::error::Error::source(error)
         .map(|s| s.to_string())
@@ -102,6 +105,32 @@ pub fn explain_clap_error_in(
 #[cfg(test)]
 mod tests {
     use clap::{Arg, Command};
+
+    #[test]
+    fn errors_name_the_flag_typed_or_the_variable() {
+        let command = || {
+            Command::new("x").arg(
+                Arg::new("jobs")
+                    .long("jobs")
+                    .short('j')
+                    .env("X_TEST_JOBS_UNSET")
+                    .value_parser(clap::value_parser!(u32)),
+            )
+        };
+        for typed in [
+            &["x", "--jobs=z"][..],
+            &["x", "-j", "z"][..],
+            &["x", "--jobs", "z"][..],
+        ] {
+            let error = command().try_get_matches_from(typed).unwrap_err();
+            let args: Vec<std::ffi::OsString> = typed.iter().map(Into::into).collect();
+            let message = super::explain_clap_error_in(&error, &command(), &args);
+            assert!(
+                message.starts_with("--jobs=\"z\" is invalid"),
+                "{typed:?}: {message}"
+            );
+        }
+    }
 
     #[test]
     fn booleans_read_alike() {
