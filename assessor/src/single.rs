@@ -20,6 +20,9 @@ use crate::output::{print_stdout, render, write_result};
 pub(crate) struct Settings {
     /// A profile file, or `-` for stdin.
     pub(crate) profile_path: PathBuf,
+    /// PROFILE_TEXT: the profile is a plain-text listing whatever its name
+    /// (stdin included); `.txt` and `.md` files are read as one anyway.
+    pub(crate) text: bool,
     /// `None` means stdout.
     pub(crate) result_path: Option<PathBuf>,
     /// ASSESSOR_AWAIT_DELIVERY: wait this long for the relay's receipt of an
@@ -45,7 +48,7 @@ pub(crate) enum Error {
 /// accepted result then waits for the relay's receipt (exit 6 without one);
 /// rejections and errors do not wait, nobody delivers them.
 pub(crate) async fn run(assessor: &Assessor, settings: &Settings) -> Result<Exit, Error> {
-    let read = read_profile(&settings.profile_path);
+    let read = read_profile(&settings.profile_path, settings.text);
     let (result, exit) = assessor
         .assess(read, &profile_dir(&settings.profile_path))
         .await;
@@ -82,10 +85,15 @@ fn profile_dir(profile_path: &Path) -> PathBuf {
     }
 }
 
-/// Reads the profile from a file or, for `-`, from stdin.
-fn read_profile(path: &Path) -> Result<(Profile, Value), ProfileError> {
+/// Reads the profile from a file or, for `-`, from stdin: JSON, or plain
+/// text when `text` is set or the file is named `*.txt` / `*.md`.
+fn read_profile(path: &Path, text: bool) -> Result<(Profile, Value), ProfileError> {
     if path.as_os_str() != "-" {
-        return Profile::read_file(path);
+        return if text {
+            Profile::read_text_file(path)
+        } else {
+            Profile::read_listing(path)
+        };
     }
     let name = source_name(path);
     let mut bytes = Vec::new();
@@ -97,5 +105,9 @@ fn read_profile(path: &Path) -> Result<(Profile, Value), ProfileError> {
             source_name: name.clone(),
             error,
         })?;
-    Profile::from_slice(&bytes, &name)
+    if text {
+        Profile::from_text(&bytes, &name)
+    } else {
+        Profile::from_slice(&bytes, &name)
+    }
 }

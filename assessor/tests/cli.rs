@@ -334,3 +334,217 @@ fn logs_are_plain_when_stderr_is_a_terminal_even_with_stdout_piped() {
         .expect("the result, alone, on the piped stdout");
     assert_eq!(result["verdict"], "accept");
 }
+
+// Issue 16: the command line a person types --------------------------------
+
+/// `assessor listing.json`: the profile as a word, like `rg PATTERN FILE`.
+#[tokio::test]
+async fn a_profile_word_is_the_profile() {
+    let dir = tempdir();
+    let profile = write_json(
+        dir.path(),
+        "listing.json",
+        &simple_profile("pw1", "A flat."),
+    );
+    let envs = fixed_env(dir.path(), &profile).remove("PROFILE_PATH");
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["listing.json"]).await;
+    assert_eq!(assert_ok(&out, "accept", "fixed")["id"], "pw1");
+    // The word beats PROFILE_PATH, as a flag does.
+    let envs = envs.set("PROFILE_PATH", "missing.json");
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["listing.json"]).await;
+    assert_eq!(assert_ok(&out, "accept", "fixed")["id"], "pw1");
+    // After a mode word, the next word is the profile.
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["assess", "listing.json"]).await;
+    assert_eq!(assert_ok(&out, "accept", "fixed")["id"], "pw1");
+}
+
+#[tokio::test]
+async fn a_profile_word_runs_a_batch_of_a_directory() {
+    let dir = tempdir();
+    let listings = dir.path().join("listings");
+    std::fs::create_dir(&listings).unwrap();
+    write_json(&listings, "a.json", &simple_profile("a", "A flat."));
+    std::fs::write(listings.join("b.md"), "# Cottage\n\nThree bedrooms.").unwrap();
+    std::fs::write(listings.join("c.txt"), "A terrace with a garden.").unwrap();
+    let envs = Envs::new()
+        .set("LLM_BACKEND", "fixed")
+        .set("RESULT_DIR", "out");
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["listings"]).await;
+    out.assert_no_panic().assert_code(0);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 3, "{names:?}\n{}", out.ctx());
+    assert!(names.contains(&"a.json".to_string()), "{names:?}");
+    // `batch` as a word, then the directory, works the same.
+    let out = run_assessor(
+        ASSESSOR,
+        dir.path(),
+        &envs,
+        &["batch", "listings", "--force"],
+    )
+    .await;
+    out.assert_no_panic().assert_code(0);
+    // --text is for one profile: a batch reads text files by their names.
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["--text", "listings"]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(out.stderr.contains("PROFILE_TEXT"), "{}", out.ctx());
+}
+
+#[tokio::test]
+async fn a_mistyped_mode_is_named() {
+    let dir = tempdir();
+    let envs = Envs::new().set("LLM_BACKEND", "fixed");
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["evl"]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(
+        out.stderr.contains("\"evl\" is neither a mode"),
+        "{}",
+        out.ctx()
+    );
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["a.json", "b.json"]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(out.stderr.contains("two profiles given"), "{}", out.ctx());
+}
+
+#[tokio::test]
+async fn booleans_take_flag_equals_and_env_forms() {
+    let dir = tempdir();
+    let profile = write_json(dir.path(), "p.json", &simple_profile("b1", "A flat."));
+    let envs = fixed_env(dir.path(), &profile);
+    for args in [
+        &["--response-cache=false"][..],
+        &["--response-cache"][..],
+        &["--caption-allow-http=true", "--caption-required=no"][..],
+        &["--command-pass-api-key", "--force=0"][..],
+    ] {
+        let out = run_assessor(ASSESSOR, dir.path(), &envs, args).await;
+        assert_ok(&out, "accept", "fixed");
+    }
+    for (var, value) in [
+        ("LLM_RESPONSE_CACHE", "no"),
+        ("CAPTION_ALLOW_PRIVATE", "1"),
+        ("COMMAND_PASS_API_KEY", "yes"),
+        ("PROFILE_TEXT", "false"),
+    ] {
+        let out = run_assessor(ASSESSOR, dir.path(), &envs.clone().set(var, value), &[]).await;
+        assert_ok(&out, "accept", "fixed");
+    }
+    // A bad value typed as a flag names the flag, not the variable.
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["--response-cache=maybe"]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(
+        out.stderr.contains("--response-cache=\"maybe\" is invalid")
+            && !out.stderr.contains("LLM_RESPONSE_CACHE"),
+        "{}",
+        out.ctx()
+    );
+    // From the environment, the variable.
+    let bad_env = envs.clone().set("LLM_RESPONSE_CACHE", "maybe");
+    let out = run_assessor(ASSESSOR, dir.path(), &bad_env, &[]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(
+        out.stderr.contains("LLM_RESPONSE_CACHE=\"maybe\""),
+        "{}",
+        out.ctx()
+    );
+    // `--flag false` says how to write it.
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["--response-cache", "false"]).await;
+    out.assert_no_panic().assert_code(2);
+    assert!(
+        out.stderr.contains("--response-cache=false"),
+        "{}",
+        out.ctx()
+    );
+}
+
+#[tokio::test]
+async fn plain_text_and_markdown_listings_are_the_profiles_text() {
+    let dir = tempdir();
+    let envs = Envs::new()
+        .set("LLM_BACKEND", "fixed")
+        .set("RESULT_PATH", "result.json");
+    for (name, text) in [
+        ("listing.md", "# Two-bed flat\n\nA balcony, Bristol.\n"),
+        ("listing.txt", "Two-bed flat with a garden.\n"),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+        let out = run_assessor(ASSESSOR, dir.path(), &envs, &[name]).await;
+        let r = assert_ok(&out, "accept", "fixed");
+        assert_eq!(r["profile"], json!({ "text": text }), "{}", out.ctx());
+        assert!(r["id"].as_str().unwrap().starts_with("sha256-"), "{r}");
+    }
+    // Text on stdin with --text.
+    let out = run_assessor_with_stdin(
+        ASSESSOR,
+        dir.path(),
+        &envs,
+        &["--text", "-"],
+        Some(b"A cottage, three bedrooms.".to_vec()),
+    )
+    .await;
+    let r = assert_ok(&out, "accept", "fixed");
+    assert_eq!(r["profile"]["text"], "A cottage, three bedrooms.");
+    // Blank text: the empty-text error, exit 3.
+    std::fs::write(dir.path().join("blank.txt"), "  \n").unwrap();
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["blank.txt"]).await;
+    out.assert_no_panic().assert_code(3);
+    let r = out.assert_error_result("profile_invalid");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("field \"text\" must not be empty"),
+        "{r}"
+    );
+    // A .json that is not JSON is still a JSON error.
+    std::fs::write(dir.path().join("listing.json"), "Two-bed flat").unwrap();
+    let out = run_assessor(ASSESSOR, dir.path(), &envs, &["listing.json"]).await;
+    out.assert_no_panic().assert_code(3);
+    let r = out.assert_error_result("profile_invalid");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not valid JSON"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn short_help_is_short_and_long_help_has_headings_examples_and_exit_codes() {
+    let dir = tempdir();
+    let short = run_assessor::<&str, &str>(ASSESSOR, dir.path(), &[], &["-h"]).await;
+    short.assert_no_panic().assert_code(0);
+    let lines = short.stdout.lines().count();
+    assert!(lines < 60, "-h is {lines} lines\n{}", short.stdout);
+    let long = run_assessor::<&str, &str>(ASSESSOR, dir.path(), &[], &["--help"]).await;
+    long.assert_no_panic().assert_code(0);
+    for needle in [
+        "Input and output:",
+        "Batch:",
+        "Eval and shortlist:",
+        "Rules and brief:",
+        "Judge:",
+        "Llama judge:",
+        "Captions:",
+        "Logging:",
+        "Examples:",
+        "assessor eval --labels",
+        "Exit codes:",
+    ] {
+        assert!(long.stdout.contains(needle), "--help lacks {needle:?}");
+    }
+    let table = long.stdout.split("Exit codes:").nth(1).unwrap();
+    for code in ["0", "2", "3", "4", "5", "6", "7", "130/143"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            "exit code {code} missing from --help\n{table}"
+        );
+    }
+}

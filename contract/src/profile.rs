@@ -82,6 +82,9 @@ pub enum ProfileError {
     },
     #[error("{source_name}: expected a JSON object with a \"text\" field, found {found}")]
     NotAnObject { source_name: String, found: String },
+    /// A plain-text listing that is not UTF-8.
+    #[error("{source_name}: is not UTF-8 text (byte {offset}); a plain-text listing must be UTF-8")]
+    NotUtf8 { source_name: String, offset: usize },
     #[error("{source_name}: field \"{field}\" {problem}")]
     Field {
         source_name: String,
@@ -103,6 +106,45 @@ impl ProfileError {
     }
 }
 
+/// Whether a listing file is plain text (or Markdown) rather than a JSON
+/// profile, by its name: `.txt`, `.md`, `.markdown` (any case).
+pub fn is_text_listing(path: &Path) -> bool {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .is_some_and(|e| matches!(e.as_str(), "txt" | "md" | "markdown"))
+}
+
+/// A profile file's bytes: a regular file (after following links) of at
+/// most [`MAX_PROFILE_BYTES`], read with that cap (see
+/// [`crate::regular_file`]).
+fn read_capped(path: &Path, source_name: &str) -> Result<Vec<u8>, ProfileError> {
+    use crate::regular_file::{self, ReadError};
+    let source_name = source_name.to_string();
+    regular_file::read(path, MAX_PROFILE_BYTES).map_err(|error| match error {
+        ReadError::Missing => ProfileError::Missing {
+            source_name: source_name.clone(),
+        },
+        ReadError::NotRegular {
+            found: "a directory",
+        } => ProfileError::IsDirectory {
+            source_name: source_name.clone(),
+        },
+        ReadError::NotRegular { found } => ProfileError::NotRegular {
+            source_name: source_name.clone(),
+            found,
+        },
+        ReadError::TooLarge { size, limit } => ProfileError::TooLarge {
+            source_name: source_name.clone(),
+            size,
+            limit,
+        },
+        ReadError::Io(error) => ProfileError::Unreadable {
+            source_name: source_name.clone(),
+            error,
+        },
+    })
+}
+
 /// The JSON type name of a value, for error messages.
 pub fn json_type_name(value: &Value) -> &'static str {
     match value {
@@ -121,32 +163,63 @@ impl Profile {
     /// [`crate::regular_file`]), so a FIFO or `/dev/zero` mounted as the
     /// profile is refused at once instead of blocking or filling memory.
     pub fn read_file(path: &Path) -> Result<(Profile, Value), ProfileError> {
-        use crate::regular_file::{self, ReadError};
         let source_name = path.display().to_string();
-        let bytes = regular_file::read(path, MAX_PROFILE_BYTES).map_err(|error| match error {
-            ReadError::Missing => ProfileError::Missing {
-                source_name: source_name.clone(),
-            },
-            ReadError::NotRegular {
-                found: "a directory",
-            } => ProfileError::IsDirectory {
-                source_name: source_name.clone(),
-            },
-            ReadError::NotRegular { found } => ProfileError::NotRegular {
-                source_name: source_name.clone(),
-                found,
-            },
-            ReadError::TooLarge { size, limit } => ProfileError::TooLarge {
-                source_name: source_name.clone(),
-                size,
-                limit,
-            },
-            ReadError::Io(error) => ProfileError::Unreadable {
-                source_name: source_name.clone(),
-                error,
-            },
-        })?;
+        let bytes = read_capped(path, &source_name)?;
         Profile::from_slice(&bytes, &source_name)
+    }
+
+    /// Reads a listing file by its name: a plain-text or Markdown one
+    /// ([`is_text_listing`]: `.txt`, `.md`) becomes the profile's `text`
+    /// ([`Profile::from_text`]); anything else is a JSON profile
+    /// ([`Profile::read_file`]). The same checks and cap apply to both.
+    pub fn read_listing(path: &Path) -> Result<(Profile, Value), ProfileError> {
+        if is_text_listing(path) {
+            Profile::read_text_file(path)
+        } else {
+            Profile::read_file(path)
+        }
+    }
+
+    /// Reads a file as a plain-text listing, whatever its name.
+    pub fn read_text_file(path: &Path) -> Result<(Profile, Value), ProfileError> {
+        let source_name = path.display().to_string();
+        let bytes = read_capped(path, &source_name)?;
+        Profile::from_text(&bytes, &source_name)
+    }
+
+    /// A plain-text (or Markdown) listing as a profile: `{"text": <the
+    /// whole text>}`, its id the hash of that, like any profile without
+    /// `metadata.id`. UTF-8 (a byte-order mark is dropped), at most
+    /// [`MAX_PROFILE_BYTES`]; blank text is refused with the error an empty
+    /// `text` field gets.
+    pub fn from_text(bytes: &[u8], source_name: &str) -> Result<(Profile, Value), ProfileError> {
+        if bytes.len() as u64 > MAX_PROFILE_BYTES {
+            return Err(ProfileError::TooLarge {
+                source_name: source_name.to_string(),
+                size: Some(bytes.len() as u64),
+                limit: MAX_PROFILE_BYTES,
+            });
+        }
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let text = std::str::from_utf8(bytes).map_err(|e| ProfileError::NotUtf8 {
+            source_name: source_name.to_string(),
+            offset: e.valid_up_to(),
+        })?;
+        if text.trim().is_empty() {
+            return Err(ProfileError::Field {
+                source_name: source_name.to_string(),
+                field: "text".into(),
+                problem: "must not be empty".into(),
+            });
+        }
+        let value = serde_json::json!({ "text": text });
+        let profile = Profile {
+            text: text.to_string(),
+            images: None,
+            metadata: None,
+            extra: Map::new(),
+        };
+        Ok((profile, value))
     }
 
     /// Validates `bytes` as a profile. Returns the typed profile and the JSON
@@ -366,6 +439,25 @@ mod tests {
                 .ends_with("is 16777217 bytes, larger than the 16777216-byte limit for a profile"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn text_listings_are_the_profiles_text() {
+        let (profile, value) =
+            Profile::from_text("\u{feff}# Flat\n2 bed".as_bytes(), "l.md").unwrap();
+        assert_eq!(profile.text, "# Flat\n2 bed");
+        assert_eq!(value, serde_json::json!({"text": "# Flat\n2 bed"}));
+        assert!(stable_id(&value).starts_with("sha256-"));
+        let empty = Profile::from_text(b" \n", "l.txt").unwrap_err().to_string();
+        assert_eq!(
+            empty,
+            err(r#"{"text":" "}"#).replace("profile.json", "l.txt")
+        );
+        let binary = Profile::from_text(b"ab\xff", "l.txt").unwrap_err();
+        assert_eq!(binary.kind(), ErrorKind::ProfileInvalid);
+        assert!(binary.to_string().contains("byte 2"), "{binary}");
+        assert!(is_text_listing(Path::new("a/L.TXT")) && is_text_listing(Path::new("b.md")));
+        assert!(!is_text_listing(Path::new("b.json")) && !is_text_listing(Path::new("txt")));
     }
 
     #[test]

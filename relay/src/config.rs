@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use shortlist_shared::duration::parse_duration;
 use shortlist_shared::logging::LogFormat;
 use shortlist_shared::secret::Secret;
@@ -21,20 +21,40 @@ use crate::deliver;
 use crate::notifier::{Signer, Target, check_bearer_token, parse_targets};
 use crate::watch::{self, Watch};
 
+/// Under `relay --help`: examples, then the exit codes ([`crate::Exit`]; the
+/// README's "Relay exit codes" say the same, and a test keeps them in step).
+pub(crate) const LONG_AFTER_HELP: &str = "\
+Examples:
+  # Deliver a batch's accepted results to a signed webhook, then exit
+  relay --watch-dir out/week-47 --expect 6 --notifier https://hooks.example/shortlist \\
+    --webhook-secret-file /run/secrets/webhook
+  # As a native sidecar: run until SIGTERM, delivering to ntfy
+  RELAY_EXPECT=0 WATCH_DIR=/results NOTIFIER_URL=ntfy+https://ntfy.sh/my-topic relay
+  # What would the relay do with these files? Nothing is sent
+  relay check out/week-47/*.json --payload
+
+Exit codes (when several apply: 1, then 4, 5, 3):
+  0  every result handled, every accepted one delivered
+  1  a delivery failed permanently or ran out of its deadline (or the drain timeout)
+  2  usage or configuration error
+  3  the expected results did not all arrive (RELAY_WAIT_TIMEOUT, or SIGTERM came first)
+  4  an invalid result file (relay check: any file invalid)
+  5  an assessor reported status: \"error\"
+";
+
 /// Watches the results directory and delivers accepted verdicts to notifiers.
 ///
 /// Every flag can also be set through the environment variable shown in
-/// brackets. Exit codes: 0 all handled and delivered; 1 a delivery failed;
-/// 2 usage error; 3 timed out waiting for results; 4 an invalid result file;
-/// 5 an assessor reported status error.
+/// brackets.
 #[derive(Debug, Parser)]
 #[command(
     name = "relay",
     version,
     about,
-    long_about = None,
     max_term_width = 100,
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    after_help = "--help shows examples and the exit codes.",
+    after_long_help = LONG_AFTER_HELP
 )]
 struct Cli {
     /// Without a command the relay runs (watches and delivers).
@@ -187,12 +207,12 @@ struct CheckArgs {
 
     /// One JSON object per line: file, action, reason, field, verdict, score,
     /// status, id, id_source, webhook_id, note.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_parser = shortlist_shared::cli::parse_bool, action = ArgAction::Set, default_value = "false", value_name = "BOOL")]
     json: bool,
 
     /// Also print the body a plain https webhook receives for each forwarded
     /// result (schema/notification.v1.json).
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_parser = shortlist_shared::cli::parse_bool, action = ArgAction::Set, default_value = "false", value_name = "BOOL")]
     payload: bool,
 }
 
@@ -277,14 +297,17 @@ impl Invocation {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
         let command = Cli::command();
-        let matches = command.clone().try_get_matches_from(args).map_err(|e| {
+        let matches = command.clone().try_get_matches_from(&args).map_err(|e| {
             use clap::error::ErrorKind;
             match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                     ConfigError::Display(e.render().to_string())
                 }
-                _ => ConfigError::Cli(shortlist_shared::cli::explain_clap_error(&e, &command)),
+                _ => ConfigError::Cli(shortlist_shared::cli::explain_clap_error_in(
+                    &e, &command, &args,
+                )),
             }
         })?;
         let mut cli =
@@ -627,13 +650,83 @@ mod tests {
         command.build();
         let check = command.find_subcommand("check").expect("relay check");
         let missing = shortlist_shared::cli::flags_without_env(check);
-        assert_eq!(missing, ["files", "json", "payload"]);
+        assert_eq!(missing, ["json", "payload"]);
         let globals: Vec<_> = check
             .get_arguments()
             .filter(|arg| arg.is_global_set())
             .filter_map(|arg| arg.get_env())
             .collect();
         assert_eq!(globals, ["PROFILE_PATH", "RELAY_MIN_SCORE"]);
+    }
+
+    /// Every exit code of [`Exit`] is in `relay --help`, with the README's
+    /// words for each.
+    #[test]
+    fn help_lists_every_exit_code() {
+        use crate::Exit;
+        let all = [
+            Exit::Done,
+            Exit::DeliveryFailed,
+            Exit::Usage,
+            Exit::WaitTimedOut,
+            Exit::InvalidResult,
+            Exit::AssessorError,
+        ];
+        // A new variant fails to compile here until it is listed above.
+        for exit in all {
+            match exit {
+                Exit::Done
+                | Exit::DeliveryFailed
+                | Exit::Usage
+                | Exit::WaitTimedOut
+                | Exit::InvalidResult
+                | Exit::AssessorError => {}
+            }
+            let line = format!("\n  {}  ", exit.code());
+            assert!(
+                LONG_AFTER_HELP.contains(&line),
+                "exit {} missing",
+                exit.code()
+            );
+        }
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("Relay exit codes")
+            .nth(1)
+            .expect("the README's relay exit codes");
+        for exit in all {
+            assert!(
+                section.contains(&format!("{} ", exit.code())),
+                "README: relay exit {}",
+                exit.code()
+            );
+        }
+        let help = Cli::command().render_long_help().to_string();
+        assert!(
+            help.contains("Exit codes") && help.contains("Examples"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn check_booleans_take_an_optional_value() {
+        for (args, json) in [
+            (&["relay", "check", "a.json", "--json"][..], true),
+            (&["relay", "check", "a.json", "--json=false"][..], false),
+            (&["relay", "check", "a.json", "--json=yes"][..], true),
+            (&["relay", "check", "a.json"][..], false),
+        ] {
+            let Ok(Invocation::Check(options)) = Invocation::from_args(args.iter().copied()) else {
+                panic!("{args:?}");
+            };
+            assert_eq!(options.json, json, "{args:?}");
+        }
+        let Err(ConfigError::Cli(message)) =
+            Invocation::from_args(["relay", "check", "a.json", "--payload=maybe"])
+        else {
+            panic!("--payload=maybe accepted");
+        };
+        assert!(message.contains("--payload"), "{message}");
     }
 
     #[test]

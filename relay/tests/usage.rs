@@ -263,3 +263,66 @@ async fn a_missing_token_file_is_named() {
     )
     .await;
 }
+
+/// `relay --help` ends with examples and every exit code; `-h` points there.
+#[tokio::test]
+async fn help_has_examples_and_exit_codes() {
+    let out = spawn_relay_with_args(RELAY, &Envs::new(), &["--help"])
+        .wait(QUICK)
+        .await;
+    out.assert_code(0);
+    let table = out
+        .stdout
+        .split("Exit codes")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no exit codes in --help\n{}", out.ctx()));
+    for code in 0..=5 {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code}  "))),
+            "exit code {code} missing\n{table}"
+        );
+    }
+    assert!(out.stdout.contains("Examples:") && out.stdout.contains("relay check"));
+    let short = spawn_relay_with_args(RELAY, &Envs::new(), &["-h"])
+        .wait(QUICK)
+        .await;
+    short.assert_code(0);
+    assert!(
+        short
+            .stdout
+            .contains("--help shows examples and the exit codes")
+    );
+}
+
+/// `relay check --json=false` and `--payload` read like every boolean.
+#[tokio::test]
+async fn check_booleans_take_equals() {
+    let dir = tempdir();
+    let result = write_json(
+        dir.path(),
+        "r.json",
+        &accept(&simple_profile("r1", "A flat.")),
+    );
+    let file = result.to_str().unwrap();
+    let plain = spawn_relay_with_args(RELAY, &Envs::new(), &["check", file, "--json=false"])
+        .wait(QUICK)
+        .await;
+    plain.assert_code(0);
+    assert!(
+        !plain.stdout.trim_start().starts_with('{'),
+        "{}",
+        plain.ctx()
+    );
+    let json = spawn_relay_with_args(RELAY, &Envs::new(), &["check", file, "--json"])
+        .wait(QUICK)
+        .await;
+    json.assert_code(0);
+    assert!(json.stdout.trim_start().starts_with('{'), "{}", json.ctx());
+    let bad = spawn_relay_with_args(RELAY, &Envs::new(), &["check", file, "--json=maybe"])
+        .wait(QUICK)
+        .await;
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("--json"), "{}", bad.ctx());
+}

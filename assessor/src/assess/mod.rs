@@ -78,6 +78,12 @@ impl Assessor {
         })
     }
 
+    /// Whether the judge loads a model in-process before its first answer
+    /// (llama: seconds to minutes, which a batch's progress bar says).
+    pub(crate) fn loads_a_model(&self) -> bool {
+        self.judge.info().kind == "llama"
+    }
+
     /// What decides this assessor's results (see [`Settings::fingerprint`]).
     pub(crate) fn fingerprint(&self) -> Option<&str> {
         self.fingerprint.as_deref()

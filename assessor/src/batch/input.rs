@@ -68,13 +68,29 @@ pub(crate) struct InputStats {
 /// reader refuses it with an error that names it
 /// ([`shortlist_contract::regular_file`]), so it is not silently lost.
 pub(crate) fn json_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    files_named(dir, |name| name.ends_with(".json"))
+}
+
+/// A batch directory's profiles: as [`json_files`], plus plain-text and
+/// Markdown listings (`*.txt`, `*.md`, `*.markdown`: each file's content is
+/// one profile's text). Only a batch input is read this way; a results
+/// directory holds only JSON.
+pub(crate) fn profile_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    files_named(dir, |name| {
+        name.ends_with(".json") || shortlist_contract::profile::is_text_listing(Path::new(name))
+    })
+}
+
+/// The entries of `dir` whose names `wanted` accepts, in name order,
+/// without hidden ones and directories.
+fn files_named(dir: &Path, wanted: impl Fn(&str) -> bool) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|entry| entry.ok())
         .map(|entry| entry.path())
         .filter(|p| {
             p.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();
-                !n.starts_with('.') && n.ends_with(".json")
+                !n.starts_with('.') && wanted(&n)
             }) && std::fs::metadata(p).is_ok_and(|m| !m.is_dir())
         })
         .collect();
@@ -176,8 +192,8 @@ pub(crate) fn read_into(
     };
     match format {
         InputFormat::Directory => {
-            for file in json_files(path).map_err(unreadable)? {
-                let parsed = Profile::read_file(&file);
+            for file in profile_files(path).map_err(unreadable)? {
+                let parsed = Profile::read_listing(&file);
                 let item = Item {
                     source: file.display().to_string(),
                     id: parsed.as_ref().ok().map(|(_, v)| stable_id(v)),
@@ -297,15 +313,20 @@ mod tests {
     #[test]
     fn directories_are_read_in_name_order_skipping_hidden_files() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["b.json", "a.json", ".hidden.json", "notes.txt"] {
+        for name in ["b.json", "a.json", ".hidden.json", "notes.csv", ".x.txt"] {
             std::fs::write(dir.path().join(name), format!("{{\"text\":\"{name}\"}}")).unwrap();
         }
+        std::fs::write(dir.path().join("c.md"), "# Flat\nTwo bedrooms.").unwrap();
+        std::fs::write(dir.path().join("d.txt"), "A cottage.").unwrap();
         let (items, _) = collect(InputFormat::Directory, dir.path(), None);
         let names: Vec<&str> = items
             .iter()
             .map(|i| i.source.rsplit('/').next().unwrap())
             .collect();
-        assert_eq!(names, ["a.json", "b.json"]);
+        assert_eq!(names, ["a.json", "b.json", "c.md", "d.txt"]);
+        let (text, _) = items[2].parsed.as_ref().unwrap();
+        assert_eq!(text.text, "# Flat\nTwo bedrooms.");
+        assert!(items[3].id.as_deref().unwrap().starts_with("sha256-"));
     }
 
     #[test]

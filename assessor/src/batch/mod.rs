@@ -134,7 +134,12 @@ pub(crate) async fn run(
         prices: batch.prices,
         ..Summary::default()
     };
-    let mut progress = Progress::new(count_entries(batch));
+    let waiting = if assessor.loads_a_model() {
+        "loading the model…"
+    } else {
+        "waiting for the first result…"
+    };
+    let mut progress = Progress::new(count_entries(batch), waiting);
     let mut last_sync = Instant::now();
     let mut input_open = true;
     let signalled = shutdown.requested();
@@ -344,7 +349,7 @@ fn count_entries(batch: &Settings) -> Option<u64> {
         return None;
     }
     match batch.format {
-        InputFormat::Directory => input::json_files(&batch.input)
+        InputFormat::Directory => input::profile_files(&batch.input)
             .ok()
             .map(|files| files.len() as u64),
         InputFormat::Jsonl => {

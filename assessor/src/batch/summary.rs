@@ -304,7 +304,11 @@ impl Summary {
             );
         }
         if let Some(cost) = self.cost() {
-            let _ = writeln!(out, "| cost estimate | {cost:.4} |");
+            let _ = writeln!(
+                out,
+                "| cost estimate (LLM_PRICE_PER_1K's currency) | {} |",
+                cost_text(cost)
+            );
         }
         if self.cached_responses > 0 {
             let _ = writeln!(
@@ -341,6 +345,18 @@ impl Summary {
     }
 }
 
+/// A cost in the currency the prices were given in (`LLM_PRICE_PER_1K`
+/// has no unit of its own: OpenAI's price list is in USD per 1000 tokens
+/// when copied from it): cents from 1 up, four decimals below (a small
+/// batch against a cheap model costs fractions of a cent).
+pub(crate) fn cost_text(cost: f64) -> String {
+    if cost >= 1.0 {
+        format!("{cost:.2}")
+    } else {
+        format!("{cost:.4}")
+    }
+}
+
 impl Left {
     /// `12`, or `at least 12` when the input was not counted to its end.
     pub(crate) fn display(self) -> String {
@@ -355,6 +371,23 @@ impl Left {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cost_has_its_unit_and_sensible_decimals() {
+        assert_eq!(cost_text(0.00081), "0.0008");
+        assert_eq!(cost_text(12.3456), "12.35");
+        let summary = Summary {
+            prompt_tokens: 4000,
+            completion_tokens: 500,
+            prices: Some((0.00015, 0.0006)),
+            ..Summary::default()
+        };
+        let table = summary.table();
+        assert!(
+            table.contains("| cost estimate (LLM_PRICE_PER_1K's currency) | 0.0009 |"),
+            "{table}"
+        );
+    }
 
     #[test]
     fn percentiles_from_the_histogram() {

@@ -23,7 +23,7 @@ pub(super) fn batch_settings(
                 variable: "PROFILE_PATH",
                 value: profile_path.display().to_string(),
                 message: if profile_path.exists() {
-                    "batch mode reads a directory of *.json profiles or a .jsonl file".into()
+                    "batch mode reads a directory of profiles (*.json, *.txt, *.md) or a .jsonl file".into()
                 } else {
                     "no such directory or file".into()
                 },
@@ -31,6 +31,15 @@ pub(super) fn batch_settings(
         }
         (_, Some(format)) => format,
     };
+    if cli.input.text {
+        // A batch reads *.txt and *.md files as text by their names, and a
+        // JSONL holds JSON lines: PROFILE_TEXT would be silently ignored.
+        return Err(SettingError::Invalid {
+            variable: "PROFILE_TEXT",
+            value: "true".into(),
+            message: "reads one profile (a file or stdin) as plain text; a batch directory's *.txt and *.md files are read as text by their names".into(),
+        });
+    }
     let result_dir = match (&cli.batch.result_dir, &cli.input.result_path) {
         (Some(dir), _) => dir.clone(),
         (None, Some(path)) if path.is_dir() => path.clone(),

@@ -17,12 +17,13 @@ mod judge;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, ValueEnum};
 use regex::Regex;
 use shortlist_shared::logging::LogFormat;
 use shortlist_shared::secret::Secret;
 
-use self::args::{CaptionKind, Cli};
+use self::args::{CaptionKind, Cli, RunMode};
 use crate::assess;
 use crate::mode::Mode;
 use crate::prompt::{PromptBuilder, ReplyStyle};
@@ -58,6 +59,21 @@ pub(crate) enum Error {
     Setting(#[from] SettingError),
     #[error("{0}")]
     Rules(#[from] RulesError),
+    /// The first word is no mode, and no file of that name exists either:
+    /// most likely a mistyped mode (or a boolean's value without `=`).
+    #[error(
+        "{word:?} is neither a mode (assess, batch, eval, shortlist) nor a profile file (no such file){hint}"
+    )]
+    NotModeOrProfile { word: String, hint: String },
+    /// `assessor a.json b.json`: one profile per run (a batch reads a
+    /// directory or a .jsonl).
+    #[error(
+        "two profiles given, {first:?} and {second:?}: give one (a directory or a .jsonl file runs a batch); {first:?} is no mode (assess, batch, eval, shortlist)"
+    )]
+    TwoProfiles { first: String, second: String },
+    /// `--profile a.json b.json`.
+    #[error("the profile is given twice, --profile {flag:?} and {word:?}: give one")]
+    ProfileTwice { flag: String, word: String },
 }
 
 /// Parses and validates settings from `args` (the first is the program
@@ -90,14 +106,89 @@ where
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                     Ok(Parsed::Display(e.render().to_string()))
                 }
-                _ => Err(Error::Cli(shortlist_shared::cli::explain_clap_error(
-                    &e, &command,
+                _ => Err(Error::Cli(shortlist_shared::cli::explain_clap_error_in(
+                    &e, &command, &args,
                 ))),
             };
         }
     };
-    let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Cli(e.to_string()))?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Cli(e.to_string()))?;
+    resolve_words(&mut cli, &matches, &args)?;
     validate(cli).map(|settings| Parsed::Run(Box::new(settings)))
+}
+
+/// The words after the flags, `assessor [MODE] [PROFILE]`, as `llm` or
+/// `rg` read theirs: a first word that is a mode (`assess`, `batch`,
+/// `eval`, `shortlist`) is the mode, and any other is the profile
+/// (`assessor listing.json`; `./batch` for a file named like a mode). A
+/// mode word beats ASSESSOR_MODE and a profile word beats PROFILE_PATH, as
+/// flags do; a profile given both as a word and as `--profile` is refused.
+fn resolve_words(cli: &mut Cli, matches: &ArgMatches, args: &[OsString]) -> Result<(), Error> {
+    let first = cli.first_word.take();
+    let second = cli.second_word.take();
+    let profile = match first {
+        None => None,
+        Some(word) => match word.to_str().and_then(|w| RunMode::from_str(w, false).ok()) {
+            Some(mode) => {
+                cli.mode = Some(mode);
+                second
+            }
+            None => {
+                let path = PathBuf::from(&word);
+                if let Some(second) = second {
+                    return Err(Error::TwoProfiles {
+                        first: path.display().to_string(),
+                        second: second.display().to_string(),
+                    });
+                }
+                Some(path)
+            }
+        },
+    };
+    let Some(path) = profile else {
+        return Ok(());
+    };
+    if matches.value_source("profile_path") == Some(ValueSource::CommandLine) {
+        if let Some(flag) = cli
+            .input
+            .profile_path
+            .as_ref()
+            .filter(|flag| **flag != path)
+        {
+            return Err(Error::ProfileTwice {
+                flag: flag.display().to_string(),
+                word: path.display().to_string(),
+            });
+        }
+    }
+    let text = path.to_string_lossy();
+    let looks_like_a_word = !text.contains(['/', '.']) && text != "-";
+    if looks_like_a_word && std::fs::symlink_metadata(&path).is_err() {
+        return Err(Error::NotModeOrProfile {
+            word: text.to_string(),
+            hint: bool_hint(&text, args),
+        });
+    }
+    cli.input.profile_path = Some(path);
+    Ok(())
+}
+
+/// `--response-cache false`: the value of a boolean flag goes after `=`
+/// (without it, `false` would be read as the profile); says so, naming
+/// the flag typed just before the word.
+fn bool_hint(word: &str, args: &[OsString]) -> String {
+    if shortlist_shared::cli::parse_bool(word).is_err() {
+        return String::new();
+    }
+    let flag = args
+        .windows(2)
+        .find(|pair| pair[1] == word)
+        .map(|pair| pair[0].to_string_lossy().into_owned())
+        .filter(|flag| flag.starts_with("--"));
+    match flag {
+        Some(flag) => format!("; a boolean flag takes its value after `=`: {flag}={word}"),
+        None => "; a boolean flag takes its value after `=`: --flag=false".into(),
+    }
 }
 
 /// Validates every setting, in a fixed order (so the first problem reported
@@ -253,6 +344,7 @@ fn validate(cli: Cli) -> Result<Settings, Error> {
                     assess,
                     io: single::Settings {
                         profile_path,
+                        text: cli.input.text,
                         result_path,
                         await_delivery,
                     },
