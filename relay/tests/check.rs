@@ -200,7 +200,8 @@ async fn usage_errors_exit_2() {
         (
             Envs::new(),
             vec!["--min-score", "86", file],
-            "RELAY_MIN_SCORE",
+            // The flag the user typed, not the variable.
+            "--min-score",
         ),
         (
             Envs::new().set("RELAY_MIN_SCORE", "high"),
