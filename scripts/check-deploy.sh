@@ -279,6 +279,9 @@ def check_pod(where, pod, is_job, writes_volumes=False):
             value = e.get("value", "")
             for part in value.split(","):
                 path = part.removeprefix("file://")
+                # The kubelet mounts the termination message file itself.
+                if path == c.get("terminationMessagePath", "/dev/termination-log"):
+                    continue
                 if path.startswith("/") and not any(
                         path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")
                         for m in mounts):

@@ -35,6 +35,7 @@ mod setting;
 mod shortlist;
 mod shutdown;
 mod single;
+mod termination;
 mod verdict;
 
 use std::process::ExitCode;

@@ -14,6 +14,7 @@ use crate::assess::Assessor;
 use crate::await_delivery::{NotConfirmed, await_receipt, forget_old_receipt};
 use crate::exit::Exit;
 use crate::output::{print_stdout, render, write_result};
+use crate::termination;
 
 /// Where the profile comes from and where its result goes.
 #[derive(Debug, Clone)]
@@ -28,6 +29,8 @@ pub(crate) struct Settings {
     /// ASSESSOR_AWAIT_DELIVERY: wait this long for the relay's receipt of an
     /// accepted result (only with a result path).
     pub(crate) await_delivery: Option<Duration>,
+    /// ASSESSOR_TERMINATION_MESSAGE: where the result's summary goes too.
+    pub(crate) termination_message: Option<PathBuf>,
 }
 
 /// Why one assessment ended without its normal exit code.
@@ -60,6 +63,11 @@ pub(crate) async fn run(assessor: &Assessor, settings: &Settings) -> Result<Exit
         // Before the result lands, so the relay's receipt for it is the
         // only one the wait can find.
         forget_old_receipt(path);
+    }
+    if let Some(path) = &settings.termination_message {
+        // Before the result: a pod killed during a receipt wait still
+        // reports its verdict.
+        termination::write(path, &result);
     }
     if let Err(error) = write_result(settings.result_path.as_deref(), &result) {
         // Best effort: stdout may be what failed.

@@ -52,6 +52,11 @@ pub struct ContainerRun {
     pub stdout: String,
     pub stderr: String,
     pub env: BTreeMap<String, String>,
+    /// What the kubelet reports as the container's termination message: its
+    /// `terminationMessagePath` file (at most 4096 bytes), or with
+    /// `FallbackToLogsOnError` and a failed, silent container, the end of
+    /// its log.
+    pub termination_message: String,
 }
 
 /// The pod phase after all containers ended.
@@ -449,6 +454,18 @@ impl Kubelet {
                 )
             })
             .collect();
+        // The kubelet mounts the termination message file into every
+        // container (default /dev/termination-log).
+        let termination_path = logs.join(format!("{name}.termination-log"));
+        std::fs::write(&termination_path, b"").unwrap();
+        mounts.push((
+            spec["terminationMessagePath"]
+                .as_str()
+                .unwrap_or("/dev/termination-log")
+                .to_string(),
+            termination_path.clone(),
+        ));
+        let fallback_to_logs = spec["terminationMessagePolicy"] == "FallbackToLogsOnError";
         mounts.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
         let env = self.resolve_env(spec, pod, &name, pod_name, &mounts);
         let mut args: Vec<String> = Vec::new();
@@ -487,6 +504,7 @@ impl Kubelet {
             sidecar,
             logs: logs.to_path_buf(),
             env,
+            termination: (termination_path, fallback_to_logs),
             exit: None,
             stopped_by_kubelet: false,
             started_at: started.elapsed(),
@@ -579,6 +597,9 @@ struct Running {
     sidecar: bool,
     logs: PathBuf,
     env: BTreeMap<String, String>,
+    /// The termination message file, and whether a failed container with
+    /// an empty one reports the end of its log instead.
+    termination: (PathBuf, bool),
     exit: Option<Exit>,
     stopped_by_kubelet: bool,
     started_at: Duration,
@@ -610,12 +631,26 @@ impl Running {
             std::fs::read_to_string(self.logs.join(format!("{}.{ext}", self.name)))
                 .unwrap_or_default()
         };
+        let exit = self.exit.clone().expect("exited");
+        let (path, fallback_to_logs) = &self.termination;
+        let mut termination_message = std::fs::read(path).unwrap_or_default();
+        termination_message.truncate(4096);
+        let mut termination_message = String::from_utf8_lossy(&termination_message).into_owned();
+        if termination_message.is_empty() && *fallback_to_logs && exit.code != 0 {
+            let log = read("err");
+            let start = log.len().saturating_sub(2048);
+            let start = (start..log.len())
+                .find(|i| log.is_char_boundary(*i))
+                .unwrap_or(log.len());
+            termination_message = log[start..].to_string();
+        }
         ContainerRun {
+            termination_message,
             stdout: read("out"),
             stderr: read("err"),
             name: self.name,
             sidecar: self.sidecar,
-            exit: self.exit.expect("exited"),
+            exit,
             stopped_by_kubelet: self.stopped_by_kubelet,
             started_at: self.started_at,
             ended_at: self.ended_at.unwrap_or_default(),

@@ -156,6 +156,15 @@ async fn an_accepted_profile_is_delivered_once_signed_and_the_pod_succeeds() {
         delivery.describe()
     );
     assert_eq!(delivery.json()["assessment"]["id"], id.as_str());
+    // The verdict is in the pod's status too: the assessor's termination
+    // message, as whoever launched the Job reads it.
+    let summary: serde_json::Value =
+        serde_json::from_str(&pod.container(ASSESSOR).termination_message)
+            .unwrap_or_else(|e| panic!("termination message: {e}\n{}", pod.describe()));
+    assert_eq!(summary["schema"], "shortlist.termination/v1");
+    assert_eq!(summary["verdict"], "accept");
+    assert_eq!(summary["id"], id.as_str());
+    assert_eq!(summary["status"], "ok");
     // The relay was the native sidecar: started first, stopped by the kubelet
     // after the assessor, within the grace period, and exited cleanly.
     let relay = pod.container(RELAY);
@@ -214,6 +223,11 @@ async fn an_invalid_profile_exits_3_and_the_policy_fails_the_job() {
     assert!(notifier.requests().is_empty());
     let result = result_in(&pod, ASSESSOR, "RESULT_PATH");
     assert_eq!(result["error"]["kind"], "profile_invalid");
+    let summary: serde_json::Value =
+        serde_json::from_str(&pod.container(ASSESSOR).termination_message).unwrap();
+    assert_eq!(summary["status"], "error");
+    assert_eq!(summary["error"]["kind"], "profile_invalid");
+    assert!(summary["verdict"].is_null());
     assert_clean(&pod);
 }
 

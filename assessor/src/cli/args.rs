@@ -263,6 +263,17 @@ pub(crate) struct InputArgs {
     #[arg(long = "await-delivery", env = "ASSESSOR_AWAIT_DELIVERY", value_parser = parse_duration, value_name = "DURATION", hide_short_help = true)]
     pub(crate) await_delivery: Option<Duration>,
 
+    /// Also write a short summary of the result (id, verdict, score, first
+    /// reasons; at most 4 KiB) to this file: in a pod, `/dev/termination-log`,
+    /// which Kubernetes puts in the pod's status for whoever launched the Job.
+    #[arg(
+        long = "termination-message",
+        env = "ASSESSOR_TERMINATION_MESSAGE",
+        value_name = "PATH",
+        hide_short_help = true
+    )]
+    pub(crate) termination_message: Option<PathBuf>,
+
     /// A JSON file of these settings, keyed by variable name.
     #[arg(long = "config", env = "CONFIG_PATH", value_name = "PATH")]
     pub(crate) config_path: Option<PathBuf>,

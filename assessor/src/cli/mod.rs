@@ -347,6 +347,7 @@ fn validate(cli: Cli) -> Result<Settings, Error> {
                         text: cli.input.text,
                         result_path,
                         await_delivery,
+                        termination_message: cli.input.termination_message.clone(),
                     },
                 },
                 (Some(batch), None) => Mode::Batch { assess, batch },
