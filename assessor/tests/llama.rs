@@ -343,10 +343,7 @@ async fn a_batch_shares_the_prompt_prefix_and_decodes_replies_together() {
 #[tokio::test]
 async fn facts_come_from_patterns_or_questions_and_the_score_from_token_probabilities() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let rules = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.json"),
-    )
-    .unwrap();
+    let rules = example_rules();
 
     // Both facts read by patterns: decided by facts, no model loaded.
     let dir = tempdir();

@@ -1108,10 +1108,7 @@ fn answer_reply(answer: &str, first: &str, alternatives: &[(&str, f64)]) -> Repl
 /// decide, with no verdict request.
 #[tokio::test]
 async fn a_fact_is_asked_calibrated_and_decides_without_a_verdict_request() {
-    let rules = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.json"),
-    )
-    .unwrap();
+    let rules = example_rules();
     let dir = tempdir();
     let profile = write_json(
         dir.path(),
@@ -1167,10 +1164,7 @@ async fn a_fact_is_asked_calibrated_and_decides_without_a_verdict_request() {
 /// fact stays unknown: the judge decides, and the answer never rejects.
 #[tokio::test]
 async fn a_lean_the_listing_did_not_cause_leaves_the_fact_unknown() {
-    let rules = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/rules.json"),
-    )
-    .unwrap();
+    let rules = example_rules();
     let dir = tempdir();
     let profile = write_json(
         dir.path(),

@@ -65,7 +65,7 @@ pub use relay::{
 pub use results::{
     accept, assert_complete_result, assert_schema_valid, assessor_result, error_result, reject,
 };
-pub use samples::{SAMPLE_COUNT, labels, sample, sample_path, samples, samples_dir};
+pub use samples::{SAMPLE_COUNT, example_rules, labels, sample, sample_path, samples, samples_dir};
 pub use text::{clip, clip_tail, json_has_string, mentions, single_json_document};
 pub use wait::wait_until;
 pub use webhook::random_secret;

@@ -14,6 +14,12 @@ pub fn samples_dir() -> PathBuf {
     crate::workspace_root().join("examples/samples")
 }
 
+/// The example rule set (`examples/rules.json`, with its facts), as text.
+pub fn example_rules() -> String {
+    let path = crate::workspace_root().join("examples/rules.json");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The path of a sample profile, e.g. `sample_path("s01")`.
 pub fn sample_path(name: &str) -> PathBuf {
     samples_dir().join(format!("{name}.json"))

@@ -588,6 +588,23 @@ fn at_verdict_value(text: &[u8]) -> bool {
     rest.is_empty() || rest == "\""
 }
 
+/// Each token of a distribution as the text it writes, without leading
+/// whitespace and lower-cased, with its probability.
+fn words<'a>(
+    model: &'a LlamaModel,
+    dist: &'a [(LlamaToken, f64)],
+) -> impl Iterator<Item = (String, f64)> + 'a {
+    let mut piece = Vec::new();
+    dist.iter().map(move |(token, p)| {
+        piece.clear();
+        model
+            .vocab()
+            .token_to_piece_into(*token, &mut piece, false, None);
+        let word = String::from_utf8_lossy(&piece).trim_start().to_lowercase();
+        (word, *p)
+    })
+}
+
 /// P(accept) from the distribution over allowed next tokens where the
 /// verdict's value starts: the mass of the tokens that begin "accept" over
 /// that of the tokens beginning either word. None when those tokens carry
@@ -595,21 +612,12 @@ fn at_verdict_value(text: &[u8]) -> bool {
 /// step measures again).
 fn accept_share(model: &LlamaModel, dist: &[(LlamaToken, f64)]) -> Option<f64> {
     let (mut accept, mut reject) = (0.0, 0.0);
-    let mut piece = Vec::new();
-    for (token, p) in dist {
-        piece.clear();
-        model
-            .vocab()
-            .token_to_piece_into(*token, &mut piece, false, None);
-        let text = String::from_utf8_lossy(&piece);
-        let word = text
-            .trim_start()
-            .trim_start_matches('"')
-            .to_ascii_lowercase();
+    for (word, p) in words(model, dist) {
+        let word = word.trim_start_matches('"');
         if word.is_empty() {
             continue;
         }
-        let begins = |target: &str| target.starts_with(&word) || word.starts_with(target);
+        let begins = |target: &str| target.starts_with(word) || word.starts_with(target);
         if begins("accept") {
             accept += p;
         } else if begins("reject") {
@@ -625,13 +633,7 @@ fn accept_share(model: &LlamaModel, dist: &[(LlamaToken, f64)]) -> Option<f64> {
 /// over the choices; all zero when no token begins any.
 fn choice_shares(model: &LlamaModel, dist: &[(LlamaToken, f64)], choices: &[String]) -> Vec<f64> {
     let mut shares = vec![0.0; choices.len()];
-    let mut piece = Vec::new();
-    for (token, p) in dist {
-        piece.clear();
-        model
-            .vocab()
-            .token_to_piece_into(*token, &mut piece, false, None);
-        let word = String::from_utf8_lossy(&piece).trim_start().to_lowercase();
+    for (word, p) in words(model, dist) {
         if word.is_empty() {
             continue;
         }

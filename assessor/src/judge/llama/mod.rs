@@ -164,14 +164,7 @@ impl LlamaJudge {
         let (loaded, load_ms) = self.load()?;
         stats.timings.push(("llm_load", load_ms));
         let model = &loaded.model;
-        let template = model
-            .chat_template(None)
-            .map_err(|e| JudgeError::ModelUnavailable {
-                detail: format!(
-                    "{}: the model has no usable chat template: {e}",
-                    self.file.path.display()
-                ),
-            })?;
+        let template = self.chat_template(model)?;
         let cap = self.engine_settings.per_reply_cap;
         let max_tokens = self.engine_settings.max_tokens;
 
@@ -260,6 +253,18 @@ impl LlamaJudge {
 }
 
 impl LlamaJudge {
+    /// The model's own chat template (from its GGUF metadata).
+    fn chat_template(&self, model: &LlamaModel) -> Result<LlamaChatTemplate, JudgeError> {
+        model
+            .chat_template(None)
+            .map_err(|e| JudgeError::ModelUnavailable {
+                detail: format!(
+                    "{}: the model has no usable chat template: {e}",
+                    self.file.path.display()
+                ),
+            })
+    }
+
     /// One question, answered under a grammar of its choices.
     async fn ask_with(
         &self,
@@ -274,16 +279,7 @@ impl LlamaJudge {
         if load_ms > 0 {
             stats.timings.push(("llm_load", load_ms));
         }
-        let template =
-            loaded
-                .model
-                .chat_template(None)
-                .map_err(|e| JudgeError::ModelUnavailable {
-                    detail: format!(
-                        "{}: the model has no usable chat template: {e}",
-                        self.file.path.display()
-                    ),
-                })?;
+        let template = self.chat_template(&loaded.model)?;
         let distribution = self
             .choice_distribution(&loaded, &template, question, stats)
             .await?;
