@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use shortlist_contract::AssessmentResult;
 
 /// What the kubelet keeps of a termination message.
-pub(crate) const MAX_BYTES: usize = 4096;
+pub(crate) use shortlist_contract::termination::{MAX_BYTES, SCHEMA};
 /// Reasons in the summary, at most.
 const MAX_REASONS: usize = 3;
 /// Characters of one reason, at most.
@@ -36,7 +36,7 @@ pub(crate) fn summary(result: &AssessmentResult) -> String {
         .collect();
     loop {
         let text = json!({
-            "schema": "shortlist.termination/v1",
+            "schema": SCHEMA,
             "id": result.id,
             "status": result.effective_status(),
             "verdict": result.verdict,
@@ -71,7 +71,7 @@ fn cut(text: String) -> String {
     }
     let value: Value = serde_json::from_str(&text).unwrap_or_default();
     json!({
-        "schema": "shortlist.termination/v1",
+        "schema": SCHEMA,
         "status": value["status"],
         "verdict": value["verdict"],
         "score": value["score"],
@@ -102,6 +102,11 @@ mod tests {
         assert_eq!(s["decided_by"], "llm");
         assert_eq!(s["reasons"], json!(["a", "b", "c"]));
         assert!(s["error"].is_null());
+        // What the runner reads back.
+        let read = shortlist_contract::termination::TerminationSummary::parse(&summary(&r))
+            .expect("the contract's reader takes the summary");
+        assert_eq!(read.verdict.as_deref(), Some("accept"));
+        assert_eq!(read.first_reason(), Some("a"));
     }
 
     #[test]

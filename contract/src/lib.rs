@@ -8,7 +8,8 @@
 //! sees half of it ([`atomic`]), and the JSON Schemas generated from these
 //! types ([`schema`]), the receipt a relay writes once an accepted result
 //! is delivered ([`receipt`]), and the one capped regular-file reader every
-//! side uses ([`regular_file`]). It depends on no async runtime and no CLI
+//! side uses ([`regular_file`]), and the summary an assessor leaves in its
+//! container's termination message ([`termination`]). It depends on no async runtime and no CLI
 //! parser, so a Rust assessor that only wants these types pulls in serde
 //! and little else. `docs/contract.md` is the prose version of this crate.
 
@@ -21,6 +22,7 @@ pub mod receipt;
 pub mod regular_file;
 pub mod result;
 pub mod schema;
+pub mod termination;
 
 pub use error_kind::ErrorKind;
 pub use notification::{Assessment, Notification};

@@ -180,6 +180,23 @@ impl Profile {
         }
     }
 
+    /// Like [`Profile::read_listing`], and also the bytes a mounted
+    /// `profile.json` should hold for it: a JSON profile's own bytes, byte
+    /// for byte (what the assessor will read is what was checked), or a
+    /// plain-text listing's profile as JSON.
+    pub fn read_listing_as_json(path: &Path) -> Result<(Profile, Value, Vec<u8>), ProfileError> {
+        let source_name = path.display().to_string();
+        let bytes = read_capped(path, &source_name)?;
+        if is_text_listing(path) {
+            let (profile, value) = Profile::from_text(&bytes, &source_name)?;
+            let json = serde_json::to_vec_pretty(&value).unwrap_or_default();
+            Ok((profile, value, json))
+        } else {
+            let (profile, value) = Profile::from_slice(&bytes, &source_name)?;
+            Ok((profile, value, bytes))
+        }
+    }
+
     /// Reads a file as a plain-text listing, whatever its name.
     pub fn read_text_file(path: &Path) -> Result<(Profile, Value), ProfileError> {
         let source_name = path.display().to_string();

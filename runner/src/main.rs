@@ -1,0 +1,26 @@
+//! `runner`: the thin shell. Arguments and env parsed by clap (a bad value
+//! is named by its flag or variable), then [`runner::run`].
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use runner::Exit;
+use runner::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            print!("{}", error.render());
+            return Exit::Ok.into();
+        }
+        Err(error) => {
+            eprint!(
+                "{}",
+                shortlist_shared::cli::explain_clap_error(&error, &Cli::command())
+            );
+            return Exit::Usage.into();
+        }
+    };
+    runner::run(cli).into()
+}
