@@ -29,7 +29,7 @@ pub enum ClusterError {
         detail: String,
         attempts: u32,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// An object the runner built that the client cannot send (a template
     /// field of the wrong type).
@@ -53,10 +53,10 @@ impl ClusterError {
     /// The HTTP status the API server answered with, if it answered.
     pub fn status_code(&self) -> Option<u16> {
         match self {
-            ClusterError::Api {
-                source: kube::Error::Api(status),
-                ..
-            } => Some(status.code),
+            ClusterError::Api { source, .. } => match source.as_ref() {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -66,7 +66,7 @@ impl ClusterError {
     /// before anything is retried or cleaned up.
     pub fn is_ambiguous(&self) -> bool {
         match self {
-            ClusterError::Api { source, .. } => match source {
+            ClusterError::Api { source, .. } => match source.as_ref() {
                 kube::Error::Api(status) => matches!(status.code, 500 | 502 | 504),
                 kube::Error::HyperError(_) | kube::Error::Service(_) => !is_connect_error(source),
                 _ => false,
@@ -184,7 +184,7 @@ impl Cluster {
             action,
             url: self.url.clone(),
             attempts,
-            source,
+            source: Box::new(source),
         })
     }
 

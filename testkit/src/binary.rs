@@ -14,6 +14,11 @@ pub fn relay() -> PathBuf {
     binary("RELAY_BIN", "relay")
 }
 
+/// The built `runner`: `RUNNER_BIN`, else the workspace's `target/`.
+pub fn runner() -> PathBuf {
+    binary("RUNNER_BIN", "runner")
+}
+
 /// The binary named `name`: the path in `env_var` when set (CI, a release
 /// build, a custom image's binary), else `debug/` then `release/` under
 /// `CARGO_TARGET_DIR` or the workspace's `target/`.
