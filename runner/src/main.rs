@@ -22,5 +22,9 @@ fn main() -> ExitCode {
             return Exit::Usage.into();
         }
     };
+    // kube builds its TLS config from rustls' process-wide provider; with
+    // more than one compiled in (a workspace build unifies features) there
+    // is no default, so name the one reqwest uses too.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     runner::run(cli).into()
 }

@@ -10,34 +10,9 @@ use std::time::Duration;
 
 use pod_tests::kubelet::{JobAction, Kubelet, Phase, PodRun};
 use pod_tests::manifests::Manifests;
+use pod_tests::wiring::{ASSESSOR, RELAY, webhook_secret};
 use serde_json::Value;
 use testkit::{FakeOpenAi, Notifier, unbound_port, verdict};
-
-const ASSESSOR: &str = "assessor";
-const RELAY: &str = "relay";
-
-/// Replaces the rendered Secret's webhook secret (a published placeholder,
-/// which the relay refuses for HTTP targets) with a random one, as a real
-/// deployment does, and returns it: what the relay signs with.
-fn webhook_secret(manifests: &mut Manifests) -> String {
-    let job = manifests.job();
-    let volumes = job["spec"]["template"]["spec"]["volumes"]
-        .as_array()
-        .unwrap();
-    let secret_name = volumes
-        .iter()
-        .find_map(|v| v["secret"]["secretName"].as_str())
-        .expect("the Job mounts a Secret")
-        .to_string();
-    let data = manifests.secret(&secret_name);
-    let (key, _) = data
-        .iter()
-        .find(|(k, _)| k.contains("webhook"))
-        .expect("the Secret has a webhook secret");
-    let secret = testkit::random_secret();
-    manifests.set_secret_key(&secret_name, &key.clone(), &secret);
-    secret
-}
 
 /// An OpenAI-compatible judge that judges every listing `verdict_of_all`,
 /// after `delay` (a slow model).
@@ -47,9 +22,8 @@ async fn start_judge(verdict_of_all: &'static str, delay: Duration) -> FakeOpenA
     FakeOpenAi::answering(move |_| verdict(verdict_of_all, score, &reason).delayed(delay)).await
 }
 
-/// A kubelet for overlay `name` whose judge and notifier are ours; any
-/// PersistentVolumeClaim (the model volume) maps to an empty directory,
-/// since the judge is a server here.
+/// A kubelet for overlay `name` whose judge and notifier are ours (see
+/// `wiring::wire`); the directory holds the PVCs' stand-ins.
 fn kubelet(
     manifests: Manifests,
     judge: &FakeOpenAi,
@@ -61,23 +35,12 @@ fn kubelet(
         testkit::binary::assessor(),
         testkit::binary::relay(),
     );
-    let pod = kubelet.manifests.job()["spec"]["template"]["spec"].clone();
-    for volume in pod["volumes"].as_array().unwrap() {
-        if volume.get("persistentVolumeClaim").is_some() {
-            let name = volume["name"].as_str().unwrap();
-            let dir = pvc_root.path().join(name);
-            std::fs::create_dir_all(&dir).unwrap();
-            kubelet.host_volumes.insert(name.to_string(), dir);
-        }
-    }
-    kubelet
-        .set_env(ASSESSOR, "LLM_BACKEND", "openai")
-        .set_env(ASSESSOR, "LLM_BASE_URL", judge.base_url())
-        .set_env(ASSESSOR, "LLM_MODEL", "pod-test")
-        .set_env(ASSESSOR, "LLM_RETRY_BASE_DELAY", "50ms")
-        .set_env(ASSESSOR, "LOG_FORMAT", "json")
-        .set_env(RELAY, "NOTIFIER_URL", notifier_url)
-        .set_env(RELAY, "LOG_FORMAT", "json");
+    pod_tests::wiring::wire(
+        &mut kubelet,
+        &judge.base_url(),
+        notifier_url,
+        pvc_root.path(),
+    );
     (kubelet, pvc_root)
 }
 
