@@ -21,8 +21,10 @@ else the pod's service account. The Job is the project's own deploy/rendered/bas
 runner render listing.json               the objects submit would create (no cluster needed)\n  \
 runner serve --listen 0.0.0.0:8080       the HTTP API (deploy/runner/)\n\n\
 Exit codes: 0 done (the Job succeeded, with --wait); 2 usage or no cluster configured; 3 invalid or too large \
-listing (or the assessor's exit 3); 4-6 the assessor's own (with --wait); 20 the Kubernetes API refused or is \
-unreachable; 21 --wait ran out; 22 the Job failed without an assessor exit code."
+listing (or the assessor's exit 3); other codes below 20 and 128+n: the assessor's own, with --wait (4 the \
+judge failed, 6 delivery not confirmed, 137 killed); 20 the Kubernetes API refused or is unreachable (after \
+retries); 21 --wait ran out (the Job runs on); 22 the Job failed without an assessor exit code; 130 interrupted \
+(a submission in progress is finished first)."
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -39,7 +39,10 @@ struct Cluster {
     kubeconfig: PathBuf,
 }
 
-fn cluster_options(judge: &FakeOpenAi, notifier: &Notifier) -> (ClusterOptions, String, tempfile::TempDir) {
+fn cluster_options(
+    judge: &FakeOpenAi,
+    notifier: &Notifier,
+) -> (ClusterOptions, String, tempfile::TempDir) {
     let mut base = Manifests::rendered("base");
     let secret = pod_tests::webhook_secret(&mut base);
     let seed: Vec<Value> = base
@@ -62,7 +65,8 @@ fn cluster_options(judge: &FakeOpenAi, notifier: &Notifier) -> (ClusterOptions, 
                 .set_env("assessor", "LLM_MODEL", "runner-test")
                 .set_env("assessor", "LLM_RETRY_BASE_DELAY", "50ms")
                 .set_env("relay", "NOTIFIER_URL", notifier_url.clone());
-            let id = kubelet.manifests.job()["metadata"]["annotations"]["shortlist.dev/listing-id"].clone();
+            let id = kubelet.manifests.job()["metadata"]["annotations"]["shortlist.dev/listing-id"]
+                .clone();
             if id == UNREADABLE {
                 kubelet.set_env("assessor", "PROFILE_PATH", "/nonexistent/profile.json");
             }
@@ -109,7 +113,9 @@ fn runner_command(kubeconfig: &Path, dir: &Path, args: &[&str]) -> tokio::proces
 }
 
 async fn run(cmd: tokio::process::Command) -> Output {
-    Process::spawn(cmd, None).wait(Duration::from_secs(120)).await
+    Process::spawn(cmd, None)
+        .wait(Duration::from_secs(120))
+        .await
 }
 
 async fn judge(verdict_of_all: &'static str) -> FakeOpenAi {
@@ -123,7 +129,11 @@ fn calls(requests: &[RecordedRequest]) -> Vec<String> {
         .iter()
         .filter(|r| !r.is_watch() && r.method != "GET")
         .map(|r| {
-            let kind = if r.path.contains("/jobs") { "jobs" } else { "configmaps" };
+            let kind = if r.path.contains("/jobs") {
+                "jobs"
+            } else {
+                "configmaps"
+            };
             format!("{} {kind}", r.method)
         })
         .collect()
@@ -147,7 +157,11 @@ async fn an_accepted_listing_is_judged_delivered_and_reported_by_submit_wait() {
     let out = run(cluster.runner(&["submit", listing.to_str().unwrap(), "--wait=90s"])).await;
     out.assert_code(0);
     let job_name = out.stdout_lines()[0].to_string();
-    assert!(job_name.starts_with("shortlist-ex-redland-flat-"), "{}", out.ctx());
+    assert!(
+        job_name.starts_with("shortlist-ex-redland-flat-"),
+        "{}",
+        out.ctx()
+    );
     assert_eq!(field(&out, "state"), Some("succeeded"), "{}", out.ctx());
     assert_eq!(field(&out, "exit code"), Some("0"));
     assert_eq!(field(&out, "verdict"), Some("accept"));
@@ -169,14 +183,26 @@ async fn an_accepted_listing_is_judged_delivered_and_reported_by_submit_wait() {
     assert_eq!(jobs.len(), 1);
     let job = &jobs[0];
     assert_eq!(job["metadata"]["name"], job_name.as_str());
-    assert_eq!(job["metadata"]["annotations"]["shortlist.dev/listing-id"], id.as_str());
-    assert_eq!(job["metadata"]["labels"]["app.kubernetes.io/managed-by"], "shortlist-runner");
-    assert!(job["spec"]["ttlSecondsAfterFinished"].as_u64().is_some(), "finished Jobs are cleaned up");
+    assert_eq!(
+        job["metadata"]["annotations"]["shortlist.dev/listing-id"],
+        id.as_str()
+    );
+    assert_eq!(
+        job["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "shortlist-runner"
+    );
+    assert!(
+        job["spec"]["ttlSecondsAfterFinished"].as_u64().is_some(),
+        "finished Jobs are cleaned up"
+    );
     let config_maps = cluster.listing_config_maps();
     assert_eq!(config_maps.len(), 1);
     let config_map = &config_maps[0];
     assert_eq!(
-        config_map["data"]["profile.json"].as_str().unwrap().as_bytes(),
+        config_map["data"]["profile.json"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
         std::fs::read(&listing).unwrap(),
         "the listing is mounted byte for byte"
     );
@@ -200,13 +226,23 @@ async fn a_rejected_listing_is_reported_and_not_delivered() {
     let cluster = Cluster::start(&judge, &notifier).await;
     let listing = root().join(REDLAND);
 
-    let out = run(cluster.runner(&["submit", listing.to_str().unwrap(), "--wait=90s", "--output=json"])).await;
+    let out = run(cluster.runner(&[
+        "submit",
+        listing.to_str().unwrap(),
+        "--wait=90s",
+        "--output=json",
+    ]))
+    .await;
     out.assert_code(0);
-    let status: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}\n{}", out.ctx()));
+    let status: Value =
+        serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| panic!("{e}\n{}", out.ctx()));
     assert_eq!(status["state"], "succeeded");
     assert_eq!(status["exit_code"], 0);
     assert_eq!(status["summary"]["verdict"], "reject");
-    assert_eq!(status["summary"]["reasons"][0], "the test judge says reject");
+    assert_eq!(
+        status["summary"]["reasons"][0],
+        "the test judge says reject"
+    );
     assert_eq!(status["id"], listing_id(&listing).as_str());
     assert_eq!(notifier.count(), 0, "a rejection is not delivered");
 }
@@ -217,13 +253,22 @@ async fn the_assessors_exit_3_in_the_pod_reaches_submit_wait() {
     let notifier = Notifier::start(vec![]).await;
     let cluster = Cluster::start(&judge, &notifier).await;
     let listing = cluster.dir.path().join("unreadable.json");
-    std::fs::write(&listing, json!({"text": "A flat", "metadata": {"id": UNREADABLE}}).to_string()).unwrap();
+    std::fs::write(
+        &listing,
+        json!({"text": "A flat", "metadata": {"id": UNREADABLE}}).to_string(),
+    )
+    .unwrap();
 
     let out = run(cluster.runner(&["submit", listing.to_str().unwrap(), "--wait=90s"])).await;
     out.assert_code(3);
     assert_eq!(field(&out, "state"), Some("failed"), "{}", out.ctx());
     assert_eq!(field(&out, "exit code"), Some("3"));
-    assert_eq!(field(&out, "error"), Some("profile_unreadable"), "{}", out.ctx());
+    assert_eq!(
+        field(&out, "error"),
+        Some("profile_unreadable"),
+        "{}",
+        out.ctx()
+    );
     let job = &cluster.server.jobs(NAMESPACE)[0];
     let failed = job["status"]["conditions"]
         .as_array()
@@ -231,7 +276,10 @@ async fn the_assessors_exit_3_in_the_pod_reaches_submit_wait() {
         .iter()
         .find(|c| c["type"] == "Failed")
         .expect("the Job failed");
-    assert_eq!(failed["reason"], "PodFailurePolicy", "exit 3 is not retried");
+    assert_eq!(
+        failed["reason"], "PodFailurePolicy",
+        "exit 3 is not retried"
+    );
     assert_eq!(cluster.server.pods(NAMESPACE).len(), 1, "one pod, no retry");
     assert_eq!(notifier.count(), 0);
 }
@@ -247,24 +295,44 @@ async fn an_invalid_or_too_large_listing_is_refused_before_anything_is_created()
     std::fs::write(&invalid, r#"{"metadata": {"id": "x"}}"#).unwrap();
     let out = run(cluster.runner(&["submit", invalid.to_str().unwrap(), "--wait"])).await;
     out.assert_code(3);
-    assert!(out.stderr.contains("invalid.json: field \"text\" is required"), "{}", out.ctx());
+    assert!(
+        out.stderr
+            .contains("invalid.json: field \"text\" is required"),
+        "{}",
+        out.ctx()
+    );
 
     let large = dir.join("large.json");
     let text = "A flat with a garden. ".repeat(60_000);
-    std::fs::write(&large, json!({"text": text, "metadata": {"id": "large"}}).to_string()).unwrap();
+    std::fs::write(
+        &large,
+        json!({"text": text, "metadata": {"id": "large"}}).to_string(),
+    )
+    .unwrap();
     let out = run(cluster.runner(&["submit", large.to_str().unwrap()])).await;
     out.assert_code(3);
-    assert!(out.stderr.contains("over Kubernetes' limit of 1048576 bytes for a ConfigMap"), "{}", out.ctx());
+    assert!(
+        out.stderr
+            .contains("over Kubernetes' limit of 1048576 bytes for a ConfigMap"),
+        "{}",
+        out.ctx()
+    );
     assert!(out.stderr.contains("nothing was created"));
 
     let fifo = dir.join("fifo.json");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     let out = run(cluster.runner(&["submit", fifo.to_str().unwrap()])).await;
     out.assert_code(3);
     assert!(out.stderr.contains("FIFO"), "{}", out.ctx());
 
-    assert!(cluster.server.requests().is_empty(), "the API server was never asked");
+    assert!(
+        cluster.server.requests().is_empty(),
+        "the API server was never asked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,18 +349,39 @@ async fn a_refused_job_leaves_no_orphan_configmap() {
 
     let out = run(cluster.runner(&["submit", listing.to_str().unwrap(), "--wait"])).await;
     out.assert_code(20);
-    assert!(out.stderr.contains("cannot create Job shortlist-ex-redland-flat-*"), "{}", out.ctx());
-    assert!(out.stderr.contains("403 Forbidden: jobs.batch is forbidden"), "{}", out.ctx());
-    assert!(out.stderr.contains(&cluster.server.url()), "names the API server: {}", out.ctx());
+    assert!(
+        out.stderr
+            .contains("cannot create Job shortlist-ex-redland-flat-*"),
+        "{}",
+        out.ctx()
+    );
+    assert!(
+        out.stderr
+            .contains("403 Forbidden: jobs.batch is forbidden"),
+        "{}",
+        out.ctx()
+    );
+    assert!(
+        out.stderr.contains(&cluster.server.url()),
+        "names the API server: {}",
+        out.ctx()
+    );
     assert!(out.stderr.contains("was deleted"), "{}", out.ctx());
     assert_eq!(
         calls(&cluster.server.requests()),
         ["POST configmaps", "POST jobs", "DELETE configmaps"],
         "a refusal is not retried; the ConfigMap is taken back"
     );
-    assert!(cluster.listing_config_maps().is_empty(), "no orphan ConfigMap");
+    assert!(
+        cluster.listing_config_maps().is_empty(),
+        "no orphan ConfigMap"
+    );
     assert!(cluster.server.jobs(NAMESPACE).is_empty());
-    assert!(out.stdout.trim().is_empty(), "no Job name printed: {}", out.ctx());
+    assert!(
+        out.stdout.trim().is_empty(),
+        "no Job name printed: {}",
+        out.ctx()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,16 +411,37 @@ async fn an_api_server_that_is_away_is_retried_with_backoff_then_reported() {
     let (options, _secret, dir) = cluster_options(&judge, &notifier);
     let down = ApiServer::down_on(port, options);
     let kubeconfig = down.kubeconfig(dir.path());
-    let out = run(runner_command(&kubeconfig, dir.path(), &["submit", listing.to_str().unwrap(), "--wait"])).await;
+    let out = run(runner_command(
+        &kubeconfig,
+        dir.path(),
+        &["submit", listing.to_str().unwrap(), "--wait"],
+    ))
+    .await;
     out.assert_code(20);
-    assert!(out.stderr.contains(&format!("127.0.0.1:{port}")), "{}", out.ctx());
+    assert!(
+        out.stderr.contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        out.ctx()
+    );
     assert!(out.stderr.contains("after 4 attempts"), "{}", out.ctx());
-    assert!(out.stderr.contains("cannot create ConfigMap"), "{}", out.ctx());
-    assert!(out.elapsed >= Duration::from_millis(200), "it backed off: {:?}", out.elapsed);
+    assert!(
+        out.stderr.contains("cannot create ConfigMap"),
+        "{}",
+        out.ctx()
+    );
+    assert!(
+        out.elapsed >= Duration::from_millis(200),
+        "it backed off: {:?}",
+        out.elapsed
+    );
 
     // Down, then back within the retries: the submission goes through.
     let process = Process::spawn(
-        runner_command(&kubeconfig, dir.path(), &["submit", listing.to_str().unwrap()]),
+        runner_command(
+            &kubeconfig,
+            dir.path(),
+            &["submit", listing.to_str().unwrap()],
+        ),
         None,
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -359,10 +469,16 @@ async fn render_prints_the_objects_without_a_cluster() {
             objects.push(value);
         }
     }
-    let kinds: Vec<_> = objects.iter().map(|o| o["kind"].as_str().unwrap_or_default()).collect();
+    let kinds: Vec<_> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap_or_default())
+        .collect();
     assert_eq!(kinds, ["ConfigMap", "Job"]);
     assert_eq!(
-        objects[0]["data"]["profile.json"].as_str().unwrap().as_bytes(),
+        objects[0]["data"]["profile.json"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
         std::fs::read(&listing).unwrap()
     );
     // The pod template is deploy/base's, but for the profile's ConfigMap.
@@ -406,13 +522,20 @@ async fn serve(cluster: &Cluster) -> (Process, String) {
 async fn status_until_finished(http: &reqwest::Client, base: &str, id: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let response = http.get(format!("{base}/v1/listings/{id}")).send().await.unwrap();
+        let response = http
+            .get(format!("{base}/v1/listings/{id}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         let status: Value = response.json().await.unwrap();
         if status["state"] == "succeeded" || status["state"] == "failed" {
             return status;
         }
-        assert!(matches!(status["state"].as_str(), Some("pending" | "running")), "{status}");
+        assert!(
+            matches!(status["state"].as_str(), Some("pending" | "running")),
+            "{status}"
+        );
         assert!(std::time::Instant::now() < deadline, "still {status}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -432,11 +555,21 @@ async fn serve_submits_listings_and_reports_their_jobs() {
     // Accepted and delivered.
     let listing = std::fs::read(root().join(REDLAND)).unwrap();
     let id = listing_id(&root().join(REDLAND));
-    let response = http.post(format!("{base}/v1/listings")).body(listing).send().await.unwrap();
+    let response = http
+        .post(format!("{base}/v1/listings"))
+        .body(listing)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let created: Value = response.json().await.unwrap();
     assert_eq!(created["id"], id.as_str());
-    assert!(created["job"].as_str().unwrap().starts_with("shortlist-ex-redland-flat-"));
+    assert!(
+        created["job"]
+            .as_str()
+            .unwrap()
+            .starts_with("shortlist-ex-redland-flat-")
+    );
     let status = status_until_finished(&http, &base, &id).await;
     assert_eq!(status["state"], "succeeded", "{status}");
     assert_eq!(status["exit_code"], 0);
@@ -446,7 +579,12 @@ async fn serve_submits_listings_and_reports_their_jobs() {
 
     // The assessor's exit 3 inside the pod.
     let unreadable = json!({"text": "A flat", "metadata": {"id": UNREADABLE}}).to_string();
-    let response = http.post(format!("{base}/v1/listings")).body(unreadable).send().await.unwrap();
+    let response = http
+        .post(format!("{base}/v1/listings"))
+        .body(unreadable)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let status = status_until_finished(&http, &base, UNREADABLE).await;
     assert_eq!(status["state"], "failed", "{status}");
@@ -455,17 +593,36 @@ async fn serve_submits_listings_and_reports_their_jobs() {
 
     // Refused requests: JSON errors, nothing created.
     let before = cluster.server.jobs(NAMESPACE).len();
-    let response = http.post(format!("{base}/v1/listings")).body("{\"metadata\": {}}").send().await.unwrap();
+    let response = http
+        .post(format!("{base}/v1/listings"))
+        .body("{\"metadata\": {}}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 422);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "invalid_listing");
-    assert!(error["error"]["message"].as_str().unwrap().contains("field \"text\" is required"));
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("field \"text\" is required")
+    );
     let huge = json!({"text": "x".repeat(2 * 1024 * 1024)}).to_string();
-    let response = http.post(format!("{base}/v1/listings")).body(huge).send().await.unwrap();
+    let response = http
+        .post(format!("{base}/v1/listings"))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 413);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "listing_too_large");
-    let response = http.get(format!("{base}/v1/listings/no-such-listing")).send().await.unwrap();
+    let response = http
+        .get(format!("{base}/v1/listings/no-such-listing"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "not_found");
@@ -475,4 +632,107 @@ async fn serve_submits_listings_and_reports_their_jobs() {
     process.sigterm();
     let out = process.wait(Duration::from_secs(15)).await;
     out.assert_code(0);
+}
+
+/// A judge that takes `delay` to answer: a pod that runs a while.
+async fn slow_judge(delay: Duration) -> FakeOpenAi {
+    FakeOpenAi::answering(move |_| verdict("accept", 0.9, "slow but sure").delayed(delay)).await
+}
+
+/// The first stdout line (the Job's name) once printed.
+async fn job_name_printed(process: &mut Process) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(line) = process.stdout_now().lines().next() {
+            return line.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline && !process.has_exited(),
+            "no Job name printed\n{}",
+            process.ctx()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_that_runs_out_or_is_interrupted_leaves_the_job_running() {
+    let judge = slow_judge(Duration::from_secs(4)).await;
+    let notifier = Notifier::start(vec![]).await;
+    let cluster = Cluster::start(&judge, &notifier).await;
+    let listing = root().join(REDLAND);
+
+    let out = run(cluster.runner(&["submit", listing.to_str().unwrap(), "--wait=1s"])).await;
+    out.assert_code(21);
+    let job = out.stdout_lines()[0].to_string();
+    assert!(
+        out.stderr.contains(&format!(
+            "Job {job} in namespace shortlist did not finish within 1s"
+        )),
+        "{}",
+        out.ctx()
+    );
+    assert!(out.stderr.contains("it is left running"));
+
+    let mut process = Process::spawn(
+        cluster.runner(&["submit", listing.to_str().unwrap(), "--wait"]),
+        None,
+    );
+    let second = job_name_printed(&mut process).await;
+    process.sigint();
+    let out = process.wait(Duration::from_secs(10)).await;
+    out.assert_code(130);
+    assert!(
+        out.stderr.contains(&format!("Job {second} runs on")),
+        "{}",
+        out.ctx()
+    );
+
+    // Both Jobs run to the end, each with its owned ConfigMap.
+    for name in [&job, &second] {
+        let finished = cluster
+            .server
+            .job_finished(NAMESPACE, name, Duration::from_secs(60))
+            .await;
+        let finished = finished.unwrap_or_else(|| panic!("{name} did not finish"));
+        assert_eq!(finished["status"]["succeeded"], 1, "{finished}");
+    }
+    let owners: Vec<Value> = cluster
+        .listing_config_maps()
+        .iter()
+        .map(|c| c["metadata"]["ownerReferences"][0]["name"].clone())
+        .collect();
+    assert_eq!(owners.len(), 2);
+    assert!(
+        owners.contains(&json!(job)) && owners.contains(&json!(second)),
+        "{owners:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_survives_the_api_server_going_away_and_coming_back() {
+    let judge = slow_judge(Duration::from_secs(3)).await;
+    let notifier = Notifier::start(vec![]).await;
+    let cluster = Cluster::start(&judge, &notifier).await;
+    let listing = root().join(REDLAND);
+
+    let mut process = Process::spawn(
+        cluster.runner(&["submit", listing.to_str().unwrap(), "--wait=90s"]),
+        None,
+    );
+    job_name_printed(&mut process).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.server.stop_listening().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.server.listen().await;
+    let out = process.wait(Duration::from_secs(90)).await;
+    out.assert_code(0);
+    assert_eq!(field(&out, "verdict"), Some("accept"), "{}", out.ctx());
+    assert!(
+        out.stderr
+            .contains("watching the Job failed; retrying with backoff"),
+        "the outage was seen: {}",
+        out.ctx()
+    );
+    assert_eq!(notifier.count(), 1);
 }
