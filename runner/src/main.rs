@@ -15,10 +15,16 @@ fn main() -> ExitCode {
             return Exit::Ok.into();
         }
         Err(error) => {
-            eprint!(
-                "{}",
-                shortlist_shared::cli::explain_clap_error(&error, &Cli::command())
-            );
+            // The flags of the subcommand typed, so that a bad value from
+            // the environment is named by its variable.
+            let mut command = Cli::command();
+            command.build();
+            let typed = std::env::args()
+                .skip(1)
+                .find_map(|arg| command.find_subcommand(&arg).cloned());
+            let command = typed.unwrap_or(command);
+            let message = shortlist_shared::cli::explain_clap_error(&error, &command);
+            eprintln!("{}", message.trim_end());
             return Exit::Usage.into();
         }
     };

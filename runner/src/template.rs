@@ -107,6 +107,17 @@ impl Template {
             });
         }
         let job = jobs[0].clone();
+        let completions = job["spec"]["completions"].as_u64().unwrap_or(1);
+        if completions != 1 || job["spec"]["completionMode"] == "Indexed" {
+            return Err(shape(format!(
+                "its Job runs {completions} completions{} (a batch overlay); a per-listing template runs one pod for one profile",
+                if job["spec"]["completionMode"] == "Indexed" {
+                    ", Indexed"
+                } else {
+                    ""
+                }
+            )));
+        }
         let pod = &job["spec"]["template"]["spec"];
         let containers = pod["containers"].as_array().cloned().unwrap_or_default();
         let env_of = |c: &Value, name: &str| -> Option<String> {
