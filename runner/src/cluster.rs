@@ -76,10 +76,32 @@ impl ClusterError {
     }
 }
 
-/// A connection that was never made: the request cannot have arrived.
+/// A connection that was never made (refused, unreachable, no such host,
+/// timed out connecting): the request cannot have arrived. Told by the
+/// error's own type, not its text: "connection closed before message
+/// completed" is the opposite case.
 fn is_connect_error(error: &kube::Error) -> bool {
-    let text = shortlist_shared::error::error_chain(error).to_ascii_lowercase();
-    text.contains("connect") || text.contains("connection refused") || text.contains("dns")
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(client) = current.downcast_ref::<hyper_util::client::legacy::Error>() {
+            if client.is_connect() {
+                return true;
+            }
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::AddrNotAvailable
+            ) {
+                return true;
+            }
+        }
+        source = current.source();
+    }
+    false
 }
 
 /// What is worth another attempt, vector's `RetryLogic` style: the server

@@ -171,7 +171,7 @@ impl ListingStatus {
         }
         lines
             .into_iter()
-            .map(|(key, value)| format!("{:<11}{value}\n", format!("{key}:")))
+            .map(|(key, value)| format!("{:<12}{value}\n", format!("{key}:")))
             .collect()
     }
 }
@@ -218,9 +218,10 @@ mod tests {
         assert_eq!(status.exit_code, Some(0));
         assert_eq!(status.id, "s01");
         let text = status.to_text();
-        assert!(text.contains("verdict:   accept\n"), "{text}");
-        assert!(text.contains("score:     0.88\n"), "{text}");
-        assert!(text.contains("reason:    two bedrooms\n"), "{text}");
+        assert!(text.contains("verdict:    accept\n"), "{text}");
+        assert!(text.contains("decided by: facts\n"), "{text}");
+        assert!(text.contains("score:      0.88\n"), "{text}");
+        assert!(text.contains("reason:     two bedrooms\n"), "{text}");
     }
 
     #[test]

@@ -736,3 +736,30 @@ async fn a_wait_survives_the_api_server_going_away_and_coming_back() {
     );
     assert_eq!(notifier.count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_whose_answer_is_lost_is_found_not_made_twice() {
+    let judge = judge("accept").await;
+    let notifier = Notifier::start(vec![]).await;
+    let cluster = Cluster::start(&judge, &notifier).await;
+    // Both the ConfigMap's and the Job's creation: done, answer lost.
+    cluster.server.lose_creation_answers(2);
+    let listing = root().join(REDLAND);
+
+    let out = run(cluster.runner(&["submit", listing.to_str().unwrap(), "--wait=90s"])).await;
+    out.assert_code(0);
+    assert_eq!(field(&out, "verdict"), Some("accept"), "{}", out.ctx());
+    assert_eq!(
+        calls(&cluster.server.requests()),
+        ["POST configmaps", "POST jobs", "PATCH configmaps"],
+        "each create was sent once, then looked up by the submission's label"
+    );
+    assert_eq!(cluster.listing_config_maps().len(), 1);
+    let jobs = cluster.server.jobs(NAMESPACE);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        cluster.listing_config_maps()[0]["metadata"]["ownerReferences"][0]["uid"],
+        jobs[0]["metadata"]["uid"]
+    );
+    assert_eq!(notifier.count(), 1);
+}

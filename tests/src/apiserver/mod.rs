@@ -133,6 +133,9 @@ struct Faults {
     unavailable: usize,
     /// Answer every Job creation with this.
     refuse_jobs: Option<ApiError>,
+    /// Do this many more creations, then lose their answers (the
+    /// connection breaks mid-response).
+    lose_creation_answers: usize,
 }
 
 /// What the HTTP side, the controllers and the handle share.
@@ -306,6 +309,13 @@ impl ApiServer {
     /// for missing RBAC, 422 Invalid, ...).
     pub fn refuse_job_creation(&self, code: u16, reason: &str, message: &str) {
         lock(&self.shared.faults).refuse_jobs = Some(ApiError::new(code, reason, message));
+    }
+
+    /// Carries out the next `n` creations (ConfigMaps or Jobs) but breaks
+    /// the connection before the answer is complete: the client cannot
+    /// tell whether the object was made.
+    pub fn lose_creation_answers(&self, n: usize) {
+        lock(&self.shared.faults).lose_creation_answers = n;
     }
 
     /// Accepts Job creations again.

@@ -230,7 +230,29 @@ fn create(
     if kind == Kind::Job {
         controller::start(shared, namespace, &stored);
     }
+    let lose = {
+        let mut faults = lock(&shared.faults);
+        let lose = faults.lose_creation_answers > 0;
+        faults.lose_creation_answers = faults.lose_creation_answers.saturating_sub(1);
+        lose
+    };
+    if lose {
+        return Ok(broken_response());
+    }
     Ok(json_response(201, &stored))
+}
+
+/// A 201 whose body fails after the headers: hyper then closes the
+/// connection, and the client sees an incomplete message.
+fn broken_response() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("connection lost"))
+    });
+    Response::builder()
+        .status(201)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(failing))
+        .unwrap_or_default()
 }
 
 /// Merge patches (`application/merge-patch+json`; a strategic merge patch
