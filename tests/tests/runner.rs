@@ -763,3 +763,45 @@ async fn a_creation_whose_answer_is_lost_is_found_not_made_twice() {
     );
     assert_eq!(notifier.count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_reference_that_cannot_be_set_takes_the_job_and_configmap_back() {
+    let judge = judge("accept").await;
+    let notifier = Notifier::start(vec![]).await;
+    let cluster = Cluster::start(&judge, &notifier).await;
+    cluster.server.refuse_config_map_patches(
+        403,
+        "Forbidden",
+        "configmaps \"x\" is forbidden: User \"system:serviceaccount:shortlist:shortlist-runner\" cannot patch resource \"configmaps\"",
+    );
+    let listing = root().join(REDLAND);
+
+    let out = run(cluster.runner(&["submit", listing.to_str().unwrap(), "--wait"])).await;
+    out.assert_code(20);
+    assert!(
+        out.stderr
+            .contains("cannot set the owner of ConfigMap shortlist-ex-redland-flat-"),
+        "{}",
+        out.ctx()
+    );
+    assert!(out.stderr.contains("403 Forbidden"), "{}", out.ctx());
+    assert!(out.stderr.contains("was deleted"), "{}", out.ctx());
+    assert_eq!(
+        calls(&cluster.server.requests()),
+        [
+            "POST configmaps",
+            "POST jobs",
+            "PATCH configmaps",
+            "DELETE jobs",
+            "DELETE configmaps"
+        ]
+    );
+    assert!(
+        cluster.listing_config_maps().is_empty(),
+        "no orphan ConfigMap"
+    );
+    assert!(
+        cluster.server.jobs(NAMESPACE).is_empty(),
+        "no Job whose ConfigMap would outlive it"
+    );
+}

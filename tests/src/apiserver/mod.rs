@@ -133,6 +133,8 @@ struct Faults {
     unavailable: usize,
     /// Answer every Job creation with this.
     refuse_jobs: Option<ApiError>,
+    /// Answer every ConfigMap patch with this.
+    refuse_config_map_patches: Option<ApiError>,
     /// Do this many more creations, then lose their answers (the
     /// connection breaks mid-response).
     lose_creation_answers: usize,
@@ -309,6 +311,13 @@ impl ApiServer {
     /// for missing RBAC, 422 Invalid, ...).
     pub fn refuse_job_creation(&self, code: u16, reason: &str, message: &str) {
         lock(&self.shared.faults).refuse_jobs = Some(ApiError::new(code, reason, message));
+    }
+
+    /// Answers every later ConfigMap patch with this `Status` (a missing
+    /// `patch` verb is 403 Forbidden).
+    pub fn refuse_config_map_patches(&self, code: u16, reason: &str, message: &str) {
+        lock(&self.shared.faults).refuse_config_map_patches =
+            Some(ApiError::new(code, reason, message));
     }
 
     /// Carries out the next `n` creations (ConfigMaps or Jobs) but breaks

@@ -264,6 +264,11 @@ fn patch(
     name: &str,
     call: &Call,
 ) -> Result<Response, ApiError> {
+    if kind == Kind::ConfigMap {
+        if let Some(refusal) = lock(&shared.faults).refuse_config_map_patches.clone() {
+            return Err(refusal);
+        }
+    }
     let media = call
         .content_type
         .as_deref()
