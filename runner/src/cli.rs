@@ -18,6 +18,7 @@ use shortlist_shared::logging::LogFormat;
 assessor's termination message.\n\nThe cluster is found the way kubectl finds it: KUBECONFIG (or ~/.kube/config), \
 else the pod's service account. The Job is the project's own deploy/rendered/base.yaml, built in (--template for another).",
     after_help = "Examples:\n  runner submit listing.json --wait        judge one listing on the cluster, print the verdict\n  \
+runner status ex-redland-flat            where that listing's newest Job stands\n  \
 runner render listing.json               the objects submit would create (no cluster needed)\n  \
 runner serve --listen 0.0.0.0:8080       the HTTP API (deploy/runner/)\n\n\
 Exit codes: 0 done (the Job succeeded, with --wait); 2 usage or no cluster configured; 3 invalid or too large \
@@ -62,6 +63,8 @@ pub struct Global {
 pub enum Command {
     /// Create a listing's ConfigMap and Job; print the Job's name.
     Submit(Submit),
+    /// Print where a listing's newest Job stands, and its verdict.
+    Status(StatusArgs),
     /// Print the objects `submit` would create, as YAML (no cluster).
     Render(Render),
     /// Serve the HTTP API (POST /v1/listings, GET /v1/listings/{id}).
@@ -80,6 +83,16 @@ pub struct Submit {
           require_equals = true, default_missing_value = "job", value_parser = parse_wait)]
     pub wait: Option<Wait>,
     /// What to print: text (the Job's name, then the verdict) or json.
+    #[arg(long, short = 'o', env = "RUNNER_OUTPUT", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The listing's id (`metadata.id`, or the hash `submit` printed).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// What to print: text or json (as `GET /v1/listings/{id}`).
     #[arg(long, short = 'o', env = "RUNNER_OUTPUT", value_enum, default_value_t = Output::Text)]
     pub output: Output,
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, Global, Output, Render, Serve, Submit, Wait};
+use crate::cli::{Cli, Command, Global, Output, Render, Serve, StatusArgs, Submit, Wait};
 use crate::cluster::{Cluster, ClusterError};
 use crate::exit::Exit;
 use crate::listing::Listing;
@@ -43,6 +43,7 @@ pub fn run(cli: Cli) -> Exit {
     match cli.command {
         Command::Render(args) => render(&template, &namespace, &args),
         Command::Submit(args) => block_on(submit_command(&cli.global, template, namespace, args)),
+        Command::Status(args) => block_on(status_command(&cli.global, template, namespace, args)),
         Command::Serve(args) => block_on(serve_command(&cli.global, template, namespace, args)),
     }
 }
@@ -199,6 +200,9 @@ async fn submit_command(
         Ok(job) => job,
         Err(error) => {
             eprintln!("runner: {error}");
+            if matches!(error, WaitError::TimedOut { .. }) {
+                eprintln!("runner: look again with `runner status {}`", submitted.id);
+            }
             return match error {
                 WaitError::TimedOut { .. } => Exit::WaitTimedOut,
                 WaitError::Deleted { .. } | WaitError::NotFound { .. } => Exit::JobFailed,
@@ -217,10 +221,50 @@ async fn submit_command(
         Output::Text => print!("{}", outcome.to_text()),
         Output::Json => println!("{}", serde_json::to_string(&outcome).unwrap_or_default()),
     }
+    exit_of(&outcome)
+}
+
+/// Exits like `submit --wait` would have for a finished Job; 0 while it
+/// is pending or running; 22 when there is no such listing.
+async fn status_command(
+    global: &Global,
+    template: Template,
+    namespace: String,
+    args: StatusArgs,
+) -> Exit {
+    let cluster = match connect(global).await {
+        Ok(cluster) => cluster,
+        Err(exit) => return exit,
+    };
+    let found =
+        status::of_listing(&cluster, &namespace, &args.id, &template.assessor_container).await;
+    let outcome = match found {
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => {
+            eprintln!(
+                "runner: no Job for listing {:?} in namespace {namespace} (never submitted, or removed a day after it finished)",
+                args.id
+            );
+            return Exit::JobFailed;
+        }
+        Err(error) => {
+            eprintln!("runner: {error}");
+            return Exit::Cluster;
+        }
+    };
+    match args.output {
+        Output::Text => print!("{}", outcome.to_text()),
+        Output::Json => println!("{}", serde_json::to_string(&outcome).unwrap_or_default()),
+    }
+    exit_of(&outcome)
+}
+
+/// The exit code a finished listing's status stands for.
+fn exit_of(outcome: &status::ListingStatus) -> Exit {
     match (outcome.state, outcome.exit_code) {
-        (State::Succeeded, _) => Exit::Ok,
-        (_, Some(code)) if code != 0 => Exit::from_assessor(code),
-        _ => Exit::JobFailed,
+        (State::Succeeded | State::Pending | State::Running, _) => Exit::Ok,
+        (State::Failed, Some(code)) if code != 0 => Exit::from_assessor(code),
+        (State::Failed, _) => Exit::JobFailed,
     }
 }
 

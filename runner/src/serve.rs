@@ -27,8 +27,8 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::cluster::Cluster;
-use crate::listing::{Listing, label_value};
-use crate::objects::{LISTING_ID_ANNOTATION, LISTING_LABEL, MAX_CONFIG_MAP_BYTES};
+use crate::listing::Listing;
+use crate::objects::MAX_CONFIG_MAP_BYTES;
 use crate::status;
 use crate::submit::{SubmitError, submit};
 use crate::template::Template;
@@ -155,47 +155,26 @@ async fn create_listing(State(app): State<App>, body: Result<Bytes, BytesRejecti
 }
 
 async fn listing_status(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let selector = format!("{LISTING_LABEL}={}", label_value(&id));
-    let jobs = match app.cluster.jobs_labelled(&app.namespace, &selector).await {
-        Ok(jobs) => jobs,
-        Err(problem) => {
-            return error(
-                StatusCode::BAD_GATEWAY,
-                "cluster_error",
-                problem.to_string(),
-            );
-        }
-    };
-    // The newest Job of this id (a listing may be submitted again).
-    let newest = jobs
-        .into_iter()
-        .filter(|job| {
-            job.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(LISTING_ID_ANNOTATION))
-                .is_some_and(|annotated| annotated == &id)
-        })
-        .max_by_key(|job| job.metadata.creation_timestamp.as_ref().map(|t| t.0));
-    let Some(job) = newest else {
-        return error(
+    let found = status::of_listing(
+        &app.cluster,
+        &app.namespace,
+        &id,
+        &app.template.assessor_container,
+    )
+    .await;
+    match found {
+        Ok(Some(status)) => Json(status).into_response(),
+        Ok(None) => error(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no Job for listing {id:?} in namespace {}", app.namespace),
-        );
-    };
-    let name = job.metadata.name.clone().unwrap_or_default();
-    let pods = match app.cluster.pods_of(&app.namespace, &name).await {
-        Ok(pods) => pods,
-        Err(problem) => {
-            return error(
-                StatusCode::BAD_GATEWAY,
-                "cluster_error",
-                problem.to_string(),
-            );
-        }
-    };
-    Json(status::read(&job, &pods, &app.template.assessor_container)).into_response()
+        ),
+        Err(problem) => error(
+            StatusCode::BAD_GATEWAY,
+            "cluster_error",
+            problem.to_string(),
+        ),
+    }
 }
 
 /// Enough escaping for an id in a path segment.

@@ -8,7 +8,9 @@ use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use serde::Serialize;
 use shortlist_contract::termination::TerminationSummary;
 
-use crate::objects::LISTING_ID_ANNOTATION;
+use crate::cluster::{Cluster, ClusterError};
+use crate::listing::label_value;
+use crate::objects::{LISTING_ID_ANNOTATION, LISTING_LABEL};
 
 /// A Job's state, as the HTTP API names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,6 +133,35 @@ pub fn read(job: &Job, pods: &[Pod], container: &str) -> ListingStatus {
         summary,
         message,
     }
+}
+
+/// The status of the newest Job of listing `id` (a listing may be
+/// submitted again), or `None` when it has none (never submitted, or its
+/// Job is gone: `ttlSecondsAfterFinished`).
+pub async fn of_listing(
+    cluster: &Cluster,
+    namespace: &str,
+    id: &str,
+    container: &str,
+) -> Result<Option<ListingStatus>, ClusterError> {
+    let selector = format!("{LISTING_LABEL}={}", label_value(id));
+    let jobs = cluster.jobs_labelled(namespace, &selector).await?;
+    let newest = jobs
+        .into_iter()
+        .filter(|job| {
+            job.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(LISTING_ID_ANNOTATION))
+                .is_some_and(|annotated| annotated == id)
+        })
+        .max_by_key(|job| job.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    let Some(job) = newest else {
+        return Ok(None);
+    };
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let pods = cluster.pods_of(namespace, &name).await?;
+    Ok(Some(read(&job, &pods, container)))
 }
 
 impl ListingStatus {
