@@ -985,10 +985,12 @@ async fn eval_scores_a_batch_against_labels() {
     assert_eq!(server.count(), 10);
 
     let report_path = dir.path().join("r.json");
+    // An eval judges nothing: a judge left half-configured (no LLM_MODEL
+    // for openai, the default of a build without llama) is not its concern.
     let out = run_assessor::<&str, &str>(
         ASSESSOR,
         dir.path(),
-        &[],
+        &[("LLM_BACKEND", "openai")],
         &[
             "eval",
             "--labels",

@@ -214,6 +214,18 @@ fn validate(cli: Cli) -> Result<Settings, Error> {
             .into());
         }
     };
+    // An eval of existing results reads results and labels only: like a
+    // shortlist, it has no judge, rules or captions to check (a default
+    // openai backend would otherwise demand an LLM_MODEL it never uses).
+    let plan = match plan {
+        Plan::EvalOnly(eval) => {
+            return Ok(Settings {
+                log_format: cli.input.log_format,
+                mode: Mode::Eval(eval),
+            });
+        }
+        assess => assess,
+    };
     let result_path = cli
         .input
         .result_path
