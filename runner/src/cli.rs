@@ -25,7 +25,7 @@ Exit codes: 0 done (the Job succeeded, with --wait); 2 usage or no cluster confi
 listing (or the assessor's exit 3); other codes below 20 and 128+n: the assessor's own, with --wait (4 the \
 judge failed, 6 delivery not confirmed, 137 killed); 20 the Kubernetes API refused or is unreachable (after \
 retries); 21 --wait ran out (the Job runs on); 22 the Job failed without an assessor exit code; 130 interrupted \
-(a submission in progress is finished first)."
+(before the ConfigMap exists it stops at once; after, the submission is finished or cleaned up first)."
 )]
 pub struct Cli {
     #[command(flatten)]

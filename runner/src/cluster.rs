@@ -172,6 +172,15 @@ impl Cluster {
         })
     }
 
+    /// This client with one attempt per call: for the last look of a
+    /// submission being given up, which must not wait out the retries.
+    pub fn once(&self) -> Cluster {
+        Cluster {
+            retry: retry_policy(0),
+            ..self.clone()
+        }
+    }
+
     /// The API server's address, for messages.
     pub fn url(&self) -> &str {
         &self.url

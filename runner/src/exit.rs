@@ -26,8 +26,9 @@ pub enum Exit {
     /// The Job failed without an assessor exit code to pass on (its
     /// deadline passed, its pod never started, it was deleted).
     JobFailed,
-    /// SIGINT or SIGTERM while waiting (after the submission was complete:
-    /// it is never cut in half). The Job runs on.
+    /// SIGINT or SIGTERM: before the listing's ConfigMap exists (the API
+    /// server away, its retries waiting), at once; later, once the
+    /// submission is complete (it is never cut in half), and the Job runs on.
     Interrupted,
 }
 

@@ -14,7 +14,7 @@ use crate::listing::Listing;
 use crate::objects::Objects;
 use crate::serve::{App, serve};
 use crate::status::{self, State};
-use crate::submit::{SubmitError, submission_token, submit};
+use crate::submit::{SubmitError, submission_token, submit_unless};
 use crate::template::Template;
 use crate::wait::{WaitError, until_finished};
 
@@ -154,17 +154,22 @@ async fn submit_command(
         Ok(cluster) => cluster,
         Err(exit) => return exit,
     };
-    let submitted = match submit(&cluster, &template, &listing, &namespace).await {
-        Ok(submitted) => submitted,
-        Err(error @ SubmitError::TooLarge(_)) => {
-            eprintln!("runner: {error}");
-            return Exit::InvalidListing;
-        }
-        Err(error) => {
-            eprintln!("runner: {error}");
-            return Exit::Cluster;
-        }
-    };
+    let submitted =
+        match submit_unless(&cluster, &template, &listing, &namespace, signals.wait()).await {
+            Ok(submitted) => submitted,
+            Err(error @ SubmitError::Interrupted) => {
+                eprintln!("runner: {error}");
+                return Exit::Interrupted;
+            }
+            Err(error @ SubmitError::TooLarge(_)) => {
+                eprintln!("runner: {error}");
+                return Exit::InvalidListing;
+            }
+            Err(error) => {
+                eprintln!("runner: {error}");
+                return Exit::Cluster;
+            }
+        };
     if args.output == Output::Text {
         println!("{}", submitted.job);
         let _ = std::io::stdout().flush();

@@ -33,6 +33,9 @@ pub struct Submitted {
 pub enum SubmitError {
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
+    /// Interrupted before anything was created (or what was, removed).
+    #[error("interrupted before the listing's ConfigMap was created; nothing was left behind")]
+    Interrupted,
     #[error("{error}{cleanup}")]
     Cluster {
         #[source]
@@ -71,12 +74,47 @@ pub async fn submit(
     listing: &Listing,
     namespace: &str,
 ) -> Result<Submitted, SubmitError> {
+    submit_unless(
+        cluster,
+        template,
+        listing,
+        namespace,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// [`submit`], given up when `interrupt` completes while the first object
+/// is still being created (the API server away, its retries waiting): a
+/// ConfigMap that request may have made is looked up and removed. Once the
+/// ConfigMap exists, the submission is finished (or cleaned up) whatever
+/// `interrupt` says: nothing is cut in half.
+pub async fn submit_unless(
+    cluster: &Cluster,
+    template: &Template,
+    listing: &Listing,
+    namespace: &str,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<Submitted, SubmitError> {
     let token = submission_token(listing);
     let objects = Objects::build(template, listing, namespace, &token)?;
 
-    let config_map = create_once(cluster, namespace, &objects.config_map, &token)
-        .await
-        .map_err(SubmitError::cluster)?;
+    let creating = create_once(cluster, namespace, &objects.config_map, &token);
+    let config_map = tokio::select! {
+        created = creating => created.map_err(SubmitError::cluster)?,
+        () = interrupt => {
+            // One look, no retries: the user asked to stop.
+            let once = cluster.once();
+            let selector = format!("{SUBMISSION_LABEL}={token}");
+            let made = once.config_maps_labelled(namespace, &selector).await.unwrap_or_default();
+            for config_map in made {
+                if let Some(name) = config_map.metadata.name {
+                    let _ = once.delete_config_map(namespace, &name).await;
+                }
+            }
+            return Err(SubmitError::Interrupted);
+        }
+    };
     let config_map_name = config_map.metadata.name.clone().unwrap_or_default();
     tracing::info!(config_map = %config_map_name, namespace, id = %listing.id, "created the listing's ConfigMap");
 

@@ -839,3 +839,42 @@ async fn an_owner_reference_that_cannot_be_set_takes_the_job_and_configmap_back(
         "no Job whose ConfigMap would outlive it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_while_the_api_server_is_away_stops_at_once_leaving_nothing() {
+    let judge = judge("accept").await;
+    let notifier = Notifier::start(vec![]).await;
+    let port = unbound_port();
+    let (options, _secret, dir) = cluster_options(&judge, &notifier);
+    let down = ApiServer::down_on(port, options);
+    let kubeconfig = down.kubeconfig(dir.path());
+    let listing = root().join(REDLAND);
+
+    // Twenty retries would take minutes; Ctrl-C ends them.
+    let mut cmd = runner_command(
+        &kubeconfig,
+        dir.path(),
+        &["submit", listing.to_str().unwrap(), "--wait"],
+    );
+    cmd.env("RUNNER_API_RETRIES", "20");
+    let mut process = Process::spawn(cmd, None);
+    assert!(
+        process
+            .wait_for_stderr(Duration::from_secs(20), |e| e
+                .contains("retrying after a transient failure"))
+            .await,
+        "{}",
+        process.ctx()
+    );
+    process.sigint();
+    let out = process.wait(Duration::from_secs(10)).await;
+    out.assert_code(130);
+    assert!(
+        out.stderr
+            .contains("interrupted before the listing's ConfigMap was created"),
+        "{}",
+        out.ctx()
+    );
+    assert!(out.elapsed < Duration::from_secs(10), "{:?}", out.elapsed);
+    assert!(out.stdout.trim().is_empty());
+}
