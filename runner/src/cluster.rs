@@ -277,26 +277,33 @@ impl Cluster {
 
     /// Deletes a ConfigMap; one already gone is fine.
     pub async fn delete_config_map(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
-        let api = self.config_maps(namespace);
-        let params = DeleteParams::background();
-        let outcome = self
-            .call(
-                format!("delete ConfigMap {name} in namespace {namespace}"),
-                true,
-                || api.delete(name, &params),
-            )
-            .await;
-        ignore_not_found(outcome.map(drop))
+        self.delete(self.config_maps(namespace), "ConfigMap", namespace, name)
+            .await
     }
 
     /// Deletes a Job with its pods (and, by its owner reference, its
     /// ConfigMap); one already gone is fine.
     pub async fn delete_job(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
-        let api = self.jobs(namespace);
+        self.delete(self.jobs(namespace), "Job", namespace, name)
+            .await
+    }
+
+    /// Deletes `name` with background propagation (its dependents go
+    /// too); a 404 counts as done.
+    async fn delete<K>(
+        &self,
+        api: Api<K>,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ClusterError>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
         let params = DeleteParams::background();
         let outcome = self
             .call(
-                format!("delete Job {name} in namespace {namespace}"),
+                format!("delete {kind} {name} in namespace {namespace}"),
                 true,
                 || api.delete(name, &params),
             )
@@ -310,15 +317,9 @@ impl Cluster {
         namespace: &str,
         selector: &str,
     ) -> Result<Vec<ConfigMap>, ClusterError> {
-        let api = self.config_maps(namespace);
-        let params = ListParams::default().labels(selector);
-        self.call(
-            format!("list ConfigMaps {selector} in namespace {namespace}"),
-            true,
-            || api.list(&params),
-        )
-        .await
-        .map(|list| list.items)
+        let action = format!("list ConfigMaps {selector} in namespace {namespace}");
+        self.list(self.config_maps(namespace), action, selector)
+            .await
     }
 
     /// The Jobs with this label selector.
@@ -327,39 +328,31 @@ impl Cluster {
         namespace: &str,
         selector: &str,
     ) -> Result<Vec<Job>, ClusterError> {
-        let api = self.jobs(namespace);
-        let params = ListParams::default().labels(selector);
-        self.call(
-            format!("list Jobs {selector} in namespace {namespace}"),
-            true,
-            || api.list(&params),
-        )
-        .await
-        .map(|list| list.items)
-    }
-
-    /// One Job, or `None` when there is none by that name.
-    pub async fn job(&self, namespace: &str, name: &str) -> Result<Option<Job>, ClusterError> {
-        let api = self.jobs(namespace);
-        self.call(
-            format!("get Job {name} in namespace {namespace}"),
-            true,
-            || api.get_opt(name),
-        )
-        .await
+        let action = format!("list Jobs {selector} in namespace {namespace}");
+        self.list(self.jobs(namespace), action, selector).await
     }
 
     /// The pods the Job controller made for `job`.
     pub async fn pods_of(&self, namespace: &str, job: &str) -> Result<Vec<Pod>, ClusterError> {
-        let api = self.pods(namespace);
-        let params = ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}"));
-        self.call(
-            format!("list the pods of Job {job} in namespace {namespace}"),
-            true,
-            || api.list(&params),
-        )
-        .await
-        .map(|list| list.items)
+        let action = format!("list the pods of Job {job} in namespace {namespace}");
+        let selector = format!("batch.kubernetes.io/job-name={job}");
+        self.list(self.pods(namespace), action, &selector).await
+    }
+
+    /// The objects of `api` with this label selector.
+    async fn list<K>(
+        &self,
+        api: Api<K>,
+        action: String,
+        selector: &str,
+    ) -> Result<Vec<K>, ClusterError>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let params = ListParams::default().labels(selector);
+        self.call(action, true, || api.list(&params))
+            .await
+            .map(|list| list.items)
     }
 }
 

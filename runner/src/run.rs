@@ -103,7 +103,15 @@ struct Signals {
 }
 
 impl Signals {
-    fn install() -> std::io::Result<Signals> {
+    /// Installs the handlers; a failure is printed here.
+    fn install() -> Result<Signals, Exit> {
+        Signals::try_install().map_err(|error| {
+            eprintln!("runner: cannot install signal handlers: {error}");
+            Exit::Usage
+        })
+    }
+
+    fn try_install() -> std::io::Result<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -145,10 +153,7 @@ async fn submit_command(
     };
     let signals = match Signals::install() {
         Ok(signals) => signals,
-        Err(error) => {
-            eprintln!("runner: cannot install signal handlers: {error}");
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let cluster = match connect(global).await {
         Ok(cluster) => cluster,
@@ -281,10 +286,7 @@ async fn serve_command(
 ) -> Exit {
     let signals = match Signals::install() {
         Ok(signals) => signals,
-        Err(error) => {
-            eprintln!("runner: cannot install signal handlers: {error}");
-            return Exit::Usage;
-        }
+        Err(exit) => return exit,
     };
     let cluster = match connect(global).await {
         Ok(cluster) => cluster,

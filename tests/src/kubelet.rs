@@ -132,46 +132,68 @@ impl PodRun {
         if self.phase == Phase::Succeeded {
             return JobAction::Complete;
         }
+        self.failure_rule(job)
+            .map_or(JobAction::Count, |matched| matched.action)
+    }
+
+    /// The first `podFailurePolicy` rule of `job` this pod's failure
+    /// matches, with the container whose exit code matched it (what the
+    /// real controller names in the Job's `Failed` condition).
+    pub fn failure_rule(&self, job: &Value) -> Option<RuleMatch<'_>> {
         let rules = job["spec"]["podFailurePolicy"]["rules"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        for rule in rules {
-            let matched = if let Some(on) = rule.get("onExitCodes") {
-                let values: Vec<i64> = on["values"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_i64)
-                    .collect();
-                let operator = on["operator"].as_str().unwrap_or("In");
-                self.containers.iter().any(|c| {
-                    // Sidecars stopped at pod shutdown are not failures.
-                    !(c.sidecar && c.stopped_by_kubelet)
-                        && c.exit.code != 0
-                        && on["containerName"].as_str().is_none_or(|n| n == c.name)
-                        && match operator {
-                            "In" => values.contains(&(c.exit.code as i64)),
-                            "NotIn" => !values.contains(&(c.exit.code as i64)),
-                            other => panic!("unknown podFailurePolicy operator {other}"),
-                        }
-                })
-            } else {
-                // onPodConditions: this kubelet never sets DisruptionTarget.
-                false
+        for (index, rule) in rules.iter().enumerate() {
+            // onPodConditions: this kubelet never sets DisruptionTarget.
+            let Some(on) = rule.get("onExitCodes") else {
+                continue;
             };
-            if matched {
-                return match rule["action"].as_str() {
+            let values: Vec<i64> = on["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_i64)
+                .collect();
+            let operator = on["operator"].as_str().unwrap_or("In");
+            let matched = self.containers.iter().find(|c| {
+                // Sidecars stopped at pod shutdown are not failures.
+                !(c.sidecar && c.stopped_by_kubelet)
+                    && c.exit.code != 0
+                    && on["containerName"].as_str().is_none_or(|n| n == c.name)
+                    && match operator {
+                        "In" => values.contains(&(c.exit.code as i64)),
+                        "NotIn" => !values.contains(&(c.exit.code as i64)),
+                        other => panic!("unknown podFailurePolicy operator {other}"),
+                    }
+            });
+            if let Some(container) = matched {
+                let action = match rule["action"].as_str() {
                     Some("FailJob") => JobAction::FailJob,
                     Some("FailIndex") => JobAction::FailIndex,
                     Some("Ignore") => JobAction::Ignore,
                     Some("Count") => JobAction::Count,
                     other => panic!("unknown podFailurePolicy action {other:?}"),
                 };
+                return Some(RuleMatch {
+                    index,
+                    action,
+                    container,
+                });
             }
         }
-        JobAction::Count
+        None
     }
+}
+
+/// A `podFailurePolicy` rule a failed pod matched.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleMatch<'a> {
+    /// The rule's index in `podFailurePolicy.rules`.
+    pub index: usize,
+    pub action: JobAction,
+    /// The container whose exit code matched.
+    pub container: &'a ContainerRun,
 }
 
 fn clip(text: &str) -> String {

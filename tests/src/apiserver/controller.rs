@@ -453,40 +453,11 @@ fn unstarted_pod_status(pod_spec: &Value, message: &str) -> Value {
 /// The real controller's message for a `FailJob` match: which container,
 /// which exit code, which rule.
 fn fail_job_message(job: &Value, run: &PodRun, namespace: &str, pod: &str) -> String {
-    let rules = job["spec"]["podFailurePolicy"]["rules"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for (index, rule) in rules.iter().enumerate() {
-        let on = &rule["onExitCodes"];
-        if on.is_null() {
-            continue;
-        }
-        let values: Vec<i64> = on["values"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_i64)
-            .collect();
-        let matched = run.containers.iter().find(|c| {
-            let code = i64::from(c.exit.code);
-            !(c.sidecar && c.stopped_by_kubelet)
-                && code != 0
-                && on["containerName"].as_str().is_none_or(|n| n == c.name)
-                && if on["operator"] == "NotIn" {
-                    !values.contains(&code)
-                } else {
-                    values.contains(&code)
-                }
-        });
-        if let Some(container) = matched {
-            return format!(
-                "Container {} for pod {namespace}/{pod} failed with exit code {} matching {} rule at index {index}",
-                container.name,
-                container.exit.code,
-                rule["action"].as_str().unwrap_or("FailJob"),
-            );
-        }
+    match run.failure_rule(job) {
+        Some(matched) => format!(
+            "Container {} for pod {namespace}/{pod} failed with exit code {} matching {:?} rule at index {}",
+            matched.container.name, matched.container.exit.code, matched.action, matched.index,
+        ),
+        None => format!("Pod {namespace}/{pod} failed matching a FailJob rule"),
     }
-    format!("Pod {namespace}/{pod} failed matching a FailJob rule")
 }
